@@ -1,0 +1,88 @@
+// swift-tools-version: 6.1
+// TenOps: an operator for highly available active/standby database pairs.
+// Module boundaries follow ../shared/DESIGN.md; arrows there are the only allowed imports.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "tenops",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tenops", targets: ["tenops"]),
+        .executable(name: "tenops-bench", targets: ["tenops-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        // System-library shims: a module map and one header each.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CNcurses", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+
+        // Kubernetes client. Knows nothing of TimesTen.
+        .target(
+            name: "KubeAPI",
+            dependencies: [
+                "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
+            swiftSettings: strict
+        ),
+        // Certificates over libssl.
+        .target(name: "PKI", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // In-pod agent and the DatabaseEngine protocol.
+        .target(name: "Agent", dependencies: ["PKI"], swiftSettings: strict),
+        // TimesTenClassic types, state machine, reconciler.
+        .target(name: "OperatorEngine", dependencies: ["KubeAPI", "PKI"], swiftSettings: strict),
+        // Local control plane: API server, controllers, process node.
+        .target(name: "LocalCluster", dependencies: ["KubeAPI", "PKI"], swiftSettings: strict),
+        // The ncurses operations console.
+        .target(name: "Console", dependencies: ["OperatorEngine", "KubeAPI", "CNcurses"], swiftSettings: strict),
+
+        .executableTarget(
+            name: "tenops",
+            dependencies: [
+                "KubeAPI", "PKI", "Agent", "OperatorEngine", "LocalCluster", "Console",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // TEST DOUBLE: an HTTPS server on loopback that answers with real Kubernetes response
+        // bodies, with faults on demand. Used by the KubeAPI tests and benchmarks until the local
+        // API server exists. Never linked into `tenops`.
+        .target(
+            name: "KubeTestDouble",
+            dependencies: [
+                "PKI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "tenops-bench",
+            dependencies: ["KubeAPI", "PKI", "KubeTestDouble"],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "PKITests", dependencies: ["PKI", "KubeTestDouble"], swiftSettings: strict),
+        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "PKI", "KubeTestDouble"], swiftSettings: strict),
+    ]
+)

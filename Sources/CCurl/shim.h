@@ -1,0 +1,20 @@
+// libcurl's option and info setters are C variadics, which Swift cannot call. These typed
+// wrappers are the whole of the shim.
+#ifndef TENOPS_CCURL_SHIM_H
+#define TENOPS_CCURL_SHIM_H
+#include <curl/curl.h>
+
+static inline CURLcode tenops_curl_easy_setopt_long(CURL *h, CURLoption o, long v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode tenops_curl_easy_setopt_ptr(CURL *h, CURLoption o, void *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode tenops_curl_easy_setopt_string(CURL *h, CURLoption o, const char *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode tenops_curl_easy_setopt_off(CURL *h, CURLoption o, curl_off_t v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode tenops_curl_easy_setopt_blob(CURL *h, CURLoption o, const void *data, size_t len) {
+    struct curl_blob blob = { (void *)data, len, CURL_BLOB_COPY };
+    return curl_easy_setopt(h, o, &blob);
+}
+typedef size_t (*tenops_curl_data_callback)(char *, size_t, size_t, void *);
+static inline CURLcode tenops_curl_easy_setopt_data_callback(CURL *h, CURLoption o, tenops_curl_data_callback f) { return curl_easy_setopt(h, o, f); }
+static inline CURLcode tenops_curl_easy_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode tenops_curl_easy_getinfo_ptr(CURL *h, CURLINFO i, void **v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLMcode tenops_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
+#endif
