@@ -1,0 +1,179 @@
+import Foundation
+
+extension KubeClient {
+    /// Opens a stream and fails with the server's Status when the answer is not 200.
+    func openStream(path: String, query: [(String, String)], accept: String) async throws(KubeAPIError)
+        -> AsyncThrowingStream<Data, any Error>
+    {
+        var refreshed = false
+        var attempt = 0
+        while true {
+            attempt += 1
+            let request = try await makeRequest(
+                method: "GET", path: path, query: query, body: nil, contentType: nil, accept: accept, timeout: nil)
+            let (head, body) = try await transport.stream(request.http, tls: request.tls)
+            if head.status == 200 { return body }
+            var collected = Data()
+            do {
+                for try await chunk in body {
+                    collected.append(chunk)
+                    if collected.count > 64 << 10 { break }
+                }
+            } catch {
+                // The error status is what matters; a broken error body is reported through it.
+            }
+            let failure = StatusFailure.decode(code: head.status, body: collected, retryAfter: head.retryAfterSeconds)
+            if head.status == 401, !refreshed, await credentials.invalidate() {
+                refreshed = true
+                attempt -= 1
+                continue
+            }
+            if Self.isRetryable(status: head.status, method: "GET"), attempt < retryPolicy.maxAttempts {
+                let delay = failure.retryAfter.map { Duration.seconds(min($0, 60)) } ?? retryPolicy.backoff(attempt: attempt)
+                do { try await Task.sleep(for: delay) } catch { throw .cancelled }
+                continue
+            }
+            throw KubeAPIError.from(failure)
+        }
+    }
+
+    /// A raw watch: one event per JSON line. An ERROR event ends the stream with its Status as a
+    /// typed error (410 gives `.gone`). The stream ends when the server closes the watch; the
+    /// caller resumes from the last resourceVersion it saw.
+    public func watch(_ resource: ResourceType, namespace: String?, options: WatchOptions = WatchOptions()) async throws(KubeAPIError)
+        -> AsyncThrowingStream<WatchEvent<UnstructuredObject>, any Error>
+    {
+        let body = try await openStream(
+            path: resource.collectionPath(namespace: namespace), query: options.query, accept: "application/json")
+        let label = "WATCH \(resource)"
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var splitter = LineSplitter()
+                do {
+                    for try await chunk in body {
+                        try splitter.append(chunk) { line throws(KubeAPIError) in
+                            continuation.yield(try WatchEventDecoder.decode(line: line, label: label))
+                        }
+                    }
+                    if splitter.hasPartialLine {
+                        throw KubeAPIError.malformedResponse("\(label): the stream ended inside an event")
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// A typed watch.
+    public func watch<T: KubeObject>(_ type: T.Type, namespace: String? = nil, options: WatchOptions = WatchOptions())
+        async throws(KubeAPIError) -> AsyncThrowingStream<WatchEvent<T>, any Error>
+    {
+        let raw = try await watch(T.resourceType, namespace: namespace, options: options)
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    for try await event in raw { continuation.yield(WatchEvent(type: event.type, object: T(json: event.object.json))) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// Pod logs as lines. With `follow`, the stream stays open until the container ends or the
+    /// consumer stops.
+    public func logs(pod: String, namespace: String, options: LogOptions = LogOptions()) async throws(KubeAPIError)
+        -> AsyncThrowingStream<String, any Error>
+    {
+        let path = ResourceType.pods.objectPath(namespace: namespace, name: pod, subresource: "log")
+        let body = try await openStream(path: path, query: options.query, accept: "*/*")
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var splitter = LineSplitter()
+                do {
+                    for try await chunk in body {
+                        try splitter.append(chunk) { line throws(KubeAPIError) in
+                            continuation.yield(String(decoding: line, as: UTF8.self))
+                        }
+                    }
+                    if let rest = splitter.remainder { continuation.yield(String(decoding: rest, as: UTF8.self)) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// Splits a byte stream into lines without copying each line more than once.
+struct LineSplitter {
+    private var buffer: [UInt8] = []
+    private var start = 0
+
+    var hasPartialLine: Bool { buffer[start...].contains { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 } }
+    var remainder: [UInt8]? { start < buffer.count ? Array(buffer[start...]) : nil }
+
+    mutating func append(_ data: Data, line: (UnsafeRawBufferPointer) throws(KubeAPIError) -> Void) throws(KubeAPIError) {
+        buffer.append(contentsOf: data)
+        var failure: KubeAPIError?
+        buffer.withUnsafeBytes { raw in
+            var index = start
+            while let newline = raw[index...].firstIndex(of: 0x0A) {
+                var end = newline
+                if end > start, raw[end - 1] == 0x0D { end -= 1 }
+                if end > start {
+                    do throws(KubeAPIError) {
+                        try line(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                    } catch {
+                        failure = error
+                        start = newline + 1
+                        return
+                    }
+                }
+                start = newline + 1
+                index = start
+            }
+        }
+        if let failure { throw failure }
+        // Compact once the consumed prefix dominates the buffer.
+        if start > 0 && start * 2 >= buffer.count {
+            buffer.removeSubrange(0..<start)
+            start = 0
+        }
+    }
+}
+
+enum WatchEventDecoder {
+    static func decode(line: UnsafeRawBufferPointer, label: String) throws(KubeAPIError) -> WatchEvent<UnstructuredObject> {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes: line)
+        } catch {
+            throw .malformedResponse("\(label): \(error)")
+        }
+        guard case .object(let event) = value, let typeName = event["type"]?.stringValue,
+              let object = event["object"]?.objectValue
+        else {
+            throw .malformedResponse("\(label): an event needs a type and an object")
+        }
+        if typeName == "ERROR" {
+            let failure = StatusFailure(
+                code: object["code"]?.intValue.map(Int.init) ?? 500,
+                reason: object["reason"]?.stringValue ?? "InternalError",
+                message: object["message"]?.stringValue ?? "watch error",
+                details: object["details"]?.objectValue)
+            throw KubeAPIError.from(failure)
+        }
+        guard let type = WatchEventType(rawValue: typeName) else {
+            throw .malformedResponse("\(label): unknown event type \(typeName)")
+        }
+        return WatchEvent(type: type, object: UnstructuredObject(json: object))
+    }
+}

@@ -1,0 +1,359 @@
+import CCurl
+import Foundation
+import Synchronization
+
+/// HTTP over libcurl, driven by one dedicated I/O thread through curl_multi.
+///
+/// No libcurl call runs on Swift's cooperative thread pool: callers enqueue a transfer and
+/// suspend on a continuation; the I/O thread adds it to the multi handle, runs it, and resumes
+/// the caller. The multi handle keeps a connection cache, so keep-alive connections are reused,
+/// and HTTP/2 is negotiated (and multiplexed) when the server offers it.
+public final class CurlTransport: HTTPTransport {
+    /// The process-wide I/O thread.
+    public static let shared = CurlTransport()
+
+    private let loop: CurlMultiLoop
+
+    public init() {
+        loop = CurlMultiLoop()
+    }
+
+    public func perform(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError) -> HTTPResponse {
+        let transfer: Transfer
+        do {
+            transfer = try Transfer(request: request, tls: tls, mode: .buffered)
+        } catch let error as KubeAPIError {
+            throw error
+        } catch {
+            throw .transport("\(error)")
+        }
+        let result: Result<HTTPResponse, KubeAPIError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, KubeAPIError>, Never>) in
+                transfer.onComplete = { continuation.resume(returning: $0) }
+                loop.submit(transfer)
+            }
+        } onCancel: {
+            loop.cancel(transfer)
+        }
+        return try result.get()
+    }
+
+    public func stream(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError)
+        -> (HTTPResponseHead, AsyncThrowingStream<Data, any Error>)
+    {
+        let transfer: Transfer
+        do {
+            transfer = try Transfer(request: request, tls: tls, mode: .streaming)
+        } catch let error as KubeAPIError {
+            throw error
+        } catch {
+            throw .transport("\(error)")
+        }
+        let (body, bodyContinuation) = AsyncThrowingStream<Data, any Error>.makeStream()
+        transfer.bodyContinuation = bodyContinuation
+        let loop = self.loop
+        bodyContinuation.onTermination = { _ in loop.cancel(transfer) }
+        let head: Result<HTTPResponseHead, KubeAPIError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponseHead, KubeAPIError>, Never>) in
+                transfer.onHead = { continuation.resume(returning: $0) }
+                loop.submit(transfer)
+            }
+        } onCancel: {
+            loop.cancel(transfer)
+        }
+        return (try head.get(), body)
+    }
+}
+
+/// One transfer. Its mutable state is touched only by the I/O thread, except the callbacks set
+/// before submission.
+final class Transfer: @unchecked Sendable {
+    enum Mode { case buffered, streaming }
+
+    let mode: Mode
+    let easy: UnsafeMutableRawPointer
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private let errorBuffer: UnsafeMutablePointer<CChar> = {
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        buffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        return buffer
+    }()
+    let description: String
+
+    // Response state, written by callbacks on the I/O thread.
+    var headStatus = 0
+    var headVersion = ""
+    var headers: [String: String] = [:]
+    var headDelivered = false
+    var body = Data()
+    var finished = false
+
+    // Completion, set before submission.
+    var onComplete: (@Sendable (Result<HTTPResponse, KubeAPIError>) -> Void)?
+    var onHead: (@Sendable (Result<HTTPResponseHead, KubeAPIError>) -> Void)?
+    var bodyContinuation: AsyncThrowingStream<Data, any Error>.Continuation?
+
+    init(request: HTTPRequest, tls: TLSSettings, mode: Mode) throws {
+        CurlGlobal.initialize()
+        guard let easy = curl_easy_init() else { throw KubeAPIError.transport("curl_easy_init failed") }
+        self.easy = easy
+        self.mode = mode
+        self.description = "\(request.method) \(request.url)"
+        try configure(request: request, tls: tls)
+    }
+
+    deinit {
+        curl_easy_cleanup(easy)
+        errorBuffer.deallocate()
+        if let headerList { curl_slist_free_all(headerList) }
+    }
+
+    private func check(_ code: CURLcode, _ what: String) throws {
+        guard code == CURLE_OK else {
+            throw KubeAPIError.transport("\(what): \(String(cString: curl_easy_strerror(code)))")
+        }
+    }
+
+    private func configure(request: HTTPRequest, tls: TLSSettings) throws {
+        try check(tenops_curl_easy_setopt_string(easy, CURLOPT_URL, request.url), "URL")
+        try check(tenops_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "NOSIGNAL")
+        try check(tenops_curl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1), "TCP_NODELAY")
+        try check(tenops_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS")
+        try check(tenops_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1), "TCP_KEEPALIVE")
+        try check(tenops_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)), "HTTP_VERSION")
+        try check(tenops_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(request.connectTimeout)), "CONNECTTIMEOUT")
+        if let timeout = request.timeout {
+            try check(tenops_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)), "TIMEOUT")
+        }
+        try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, errorBuffer), "ERRORBUFFER")
+
+        switch request.method {
+        case "GET":
+            try check(tenops_curl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1), "HTTPGET")
+        default:
+            try check(tenops_curl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, request.method), "CUSTOMREQUEST")
+        }
+        if let body = request.body {
+            try check(tenops_curl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "POSTFIELDSIZE")
+            // COPYPOSTFIELDS copies `POSTFIELDSIZE` bytes, so binary bodies are safe.
+            var bytes = [UInt8](body)
+            bytes.append(0)
+            try bytes.withUnsafeMutableBytes { raw in
+                try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_COPYPOSTFIELDS, raw.baseAddress), "COPYPOSTFIELDS")
+            }
+        }
+        var list: UnsafeMutablePointer<curl_slist>?
+        for (name, value) in request.headers {
+            list = curl_slist_append(list, "\(name): \(value)")
+        }
+        list = curl_slist_append(list, "Expect:")  // no 100-continue round trip
+        headerList = list
+        try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list)), "HTTPHEADER")
+
+        if tls.insecureSkipVerify {
+            try check(tenops_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0), "SSL_VERIFYPEER")
+            try check(tenops_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0), "SSL_VERIFYHOST")
+        } else if let ca = tls.certificateAuthorityPEM {
+            try ca.withUnsafeBytes { try check(tenops_curl_easy_setopt_blob(easy, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count), "CAINFO_BLOB") }
+        }
+        if let certificate = tls.clientCertificatePEM, let key = tls.clientKeyPEM {
+            try check(tenops_curl_easy_setopt_string(easy, CURLOPT_SSLCERTTYPE, "PEM"), "SSLCERTTYPE")
+            try certificate.withUnsafeBytes { try check(tenops_curl_easy_setopt_blob(easy, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count), "SSLCERT_BLOB") }
+            try check(tenops_curl_easy_setopt_string(easy, CURLOPT_SSLKEYTYPE, "PEM"), "SSLKEYTYPE")
+            try key.withUnsafeBytes { try check(tenops_curl_easy_setopt_blob(easy, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count), "SSLKEY_BLOB") }
+        }
+
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        try check(tenops_curl_easy_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, curlWriteCallback), "WRITEFUNCTION")
+        try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, context), "WRITEDATA")
+        try check(tenops_curl_easy_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, curlHeaderCallback), "HEADERFUNCTION")
+        try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, context), "HEADERDATA")
+        try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_PRIVATE, context), "PRIVATE")
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+    }
+
+    // MARK: I/O-thread side
+
+    func receivedHeaderLine(_ line: String) {
+        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("HTTP/") {
+            // A new response (after 100 Continue or a redirect) starts over.
+            headers = [:]
+            let parts = trimmed.split(separator: " ", maxSplits: 2)
+            headVersion = parts.first.map(String.init) ?? ""
+            headStatus = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            return
+        }
+        if trimmed.isEmpty {
+            // End of this header block.
+            if headStatus >= 200 { deliverHead() }
+            return
+        }
+        guard let colon = trimmed.firstIndex(of: ":") else { return }
+        let name = trimmed[..<colon].lowercased()
+        let value = trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        headers[name] = value
+    }
+
+    func receivedBody(_ data: Data) {
+        if !headDelivered { deliverHead() }
+        switch mode {
+        case .buffered: body.append(data)
+        case .streaming: bodyContinuation?.yield(data)
+        }
+    }
+
+    private func deliverHead() {
+        guard !headDelivered else { return }
+        headDelivered = true
+        if mode == .streaming {
+            let head = HTTPResponseHead(status: headStatus, headers: headers, httpVersion: headVersion)
+            onHead?(.success(head))
+            onHead = nil
+        }
+    }
+
+    /// Called once, on the I/O thread, when curl is done with the transfer.
+    func finish(code: CURLcode) {
+        guard !finished else { return }
+        finished = true
+        if code == CURLE_OK {
+            let head = HTTPResponseHead(status: headStatus, headers: headers, httpVersion: headVersion)
+            switch mode {
+            case .buffered:
+                onComplete?(.success(HTTPResponse(head: head, body: body)))
+            case .streaming:
+                deliverHead()
+                bodyContinuation?.finish()
+            }
+        } else {
+            fail(transportError(code))
+        }
+        onComplete = nil
+        onHead = nil
+        bodyContinuation = nil
+    }
+
+    func fail(_ error: KubeAPIError) {
+        finished = true
+        switch mode {
+        case .buffered:
+            onComplete?(.failure(error))
+        case .streaming:
+            if !headDelivered {
+                headDelivered = true
+                onHead?(.failure(error))
+            }
+            bodyContinuation?.finish(throwing: error)
+        }
+        onComplete = nil
+        onHead = nil
+        bodyContinuation = nil
+    }
+
+    private func transportError(_ code: CURLcode) -> KubeAPIError {
+        let detail = String(validatingCString: errorBuffer) ?? ""
+        let summary = String(cString: curl_easy_strerror(code))
+        return .transport("\(description): \(detail.isEmpty ? summary : detail)")
+    }
+}
+
+private let curlWriteCallback: tenops_curl_data_callback = { pointer, size, count, context in
+    let length = size * count
+    guard let pointer, let context else { return length }
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    transfer.receivedBody(Data(bytes: pointer, count: length))
+    return length
+}
+
+private let curlHeaderCallback: tenops_curl_data_callback = { pointer, size, count, context in
+    let length = size * count
+    guard let pointer, let context else { return length }
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    let line = pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+    }
+    transfer.receivedHeaderLine(line)
+    return length
+}
+
+enum CurlGlobal {
+    private static let once: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    static func initialize() { _ = once }
+}
+
+/// The I/O thread and its multi handle.
+final class CurlMultiLoop: @unchecked Sendable {
+    private struct Pending {
+        var toAdd: [Transfer] = []
+        var toCancel: [Transfer] = []
+    }
+
+    private let multi: UnsafeMutableRawPointer
+    private let pending = Mutex(Pending())
+    /// Transfers owned by the multi handle, by easy-handle address. I/O thread only.
+    private var active: [UnsafeMutableRawPointer: Transfer] = [:]
+
+    init() {
+        CurlGlobal.initialize()
+        multi = curl_multi_init()
+        _ = tenops_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
+        _ = tenops_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 64)
+        let thread = Thread { [self] in run() }
+        thread.name = "tenops-curl-io"
+        thread.start()
+    }
+
+    func submit(_ transfer: Transfer) {
+        pending.withLock { $0.toAdd.append(transfer) }
+        curl_multi_wakeup(multi)
+    }
+
+    func cancel(_ transfer: Transfer) {
+        pending.withLock { $0.toCancel.append(transfer) }
+        curl_multi_wakeup(multi)
+    }
+
+    private func run() {
+        var running: Int32 = 0
+        while true {
+            let work = pending.withLock { state -> Pending in
+                let taken = state
+                state = Pending()
+                return taken
+            }
+            for transfer in work.toAdd where !transfer.finished {
+                let code = curl_multi_add_handle(multi, transfer.easy)
+                if code == CURLM_OK {
+                    active[transfer.easy] = transfer
+                } else {
+                    transfer.fail(.transport("curl_multi_add_handle: \(String(cString: curl_multi_strerror(code)))"))
+                }
+            }
+            for transfer in work.toCancel {
+                let key = transfer.easy
+                if active.removeValue(forKey: key) != nil {
+                    curl_multi_remove_handle(multi, transfer.easy)
+                }
+                if !transfer.finished { transfer.fail(.cancelled) }
+            }
+            curl_multi_perform(multi, &running)
+            var remaining: Int32 = 0
+            while let message = curl_multi_info_read(multi, &remaining) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+                let code = message.pointee.data.result
+                let key = easy
+                if let transfer = active.removeValue(forKey: key) {
+                    curl_multi_remove_handle(multi, easy)
+                    transfer.finish(code: code)
+                }
+            }
+            var ready: Int32 = 0
+            curl_multi_poll(multi, nil, 0, 1000, &ready)
+        }
+    }
+}

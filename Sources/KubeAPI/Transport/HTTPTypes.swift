@@ -1,0 +1,78 @@
+import Foundation
+
+/// One HTTP request for the transport.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(String, String)]
+    public var body: Data?
+    /// Total time allowed for the whole transfer. nil: no limit (watches, log follows).
+    public var timeout: Duration?
+    public var connectTimeout: Duration
+
+    public init(
+        method: String, url: String, headers: [(String, String)] = [], body: Data? = nil,
+        timeout: Duration? = .seconds(30), connectTimeout: Duration = .seconds(10)
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+    }
+}
+
+/// The status line and headers of a response. Header names are lower-cased.
+public struct HTTPResponseHead: Sendable, Equatable {
+    public var status: Int
+    public var headers: [String: String]
+    public var httpVersion: String
+
+    public init(status: Int, headers: [String: String], httpVersion: String = "") {
+        self.status = status
+        self.headers = headers
+        self.httpVersion = httpVersion
+    }
+
+    /// Retry-After in whole seconds, when present and numeric.
+    public var retryAfterSeconds: Int? { headers["retry-after"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+}
+
+/// A buffered response.
+public struct HTTPResponse: Sendable {
+    public var head: HTTPResponseHead
+    public var body: Data
+}
+
+/// How to trust the server and how to prove who we are at the TLS layer.
+public struct TLSSettings: Sendable, Equatable {
+    /// PEM bundle to trust. nil: the system's trust store.
+    public var certificateAuthorityPEM: Data?
+    public var clientCertificatePEM: Data?
+    public var clientKeyPEM: Data?
+    public var insecureSkipVerify: Bool
+    /// Name to verify the server certificate against, when it differs from the URL's host.
+    public var serverName: String?
+
+    public init(
+        certificateAuthorityPEM: Data? = nil, clientCertificatePEM: Data? = nil, clientKeyPEM: Data? = nil,
+        insecureSkipVerify: Bool = false, serverName: String? = nil
+    ) {
+        self.certificateAuthorityPEM = certificateAuthorityPEM
+        self.clientCertificatePEM = clientCertificatePEM
+        self.clientKeyPEM = clientKeyPEM
+        self.insecureSkipVerify = insecureSkipVerify
+        self.serverName = serverName
+    }
+}
+
+/// What the REST layer needs from a transport. `CurlTransport` is the one implementation.
+public protocol HTTPTransport: Sendable {
+    /// Performs a request and buffers the whole body.
+    func perform(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError) -> HTTPResponse
+    /// Performs a request and returns once the response head has arrived; the body follows as
+    /// chunks. Ending iteration early, or cancelling the consuming Task, aborts the transfer.
+    func stream(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError)
+        -> (HTTPResponseHead, AsyncThrowingStream<Data, any Error>)
+}
