@@ -1,0 +1,203 @@
+import Foundation
+import Logging
+import Synchronization
+
+public struct LeaderElectionConfig: Sendable {
+    public var leaseName: String
+    public var namespace: String
+    public var identity: String
+    /// How long a lease is honoured after its last renewal.
+    public var leaseDuration: Duration
+    /// How long the leader keeps trying to renew before it gives up leadership.
+    public var renewDeadline: Duration
+    /// Pause between attempts to acquire or renew.
+    public var retryPeriod: Duration
+
+    public init(leaseName: String, namespace: String, identity: String, leaseDuration: Duration = .seconds(15),
+                renewDeadline: Duration = .seconds(10), retryPeriod: Duration = .seconds(2)) {
+        self.leaseName = leaseName
+        self.namespace = namespace
+        self.identity = identity
+        self.leaseDuration = leaseDuration
+        self.renewDeadline = renewDeadline
+        self.retryPeriod = retryPeriod
+    }
+}
+
+/// Leader election over a `coordination.k8s.io/v1` Lease, with client-go's rules:
+/// - a lease is free when it has no holder, or when its record has not changed for
+///   `leaseDuration` as measured on this machine's clock (so clock skew between contenders does
+///   not matter);
+/// - every write carries the resourceVersion read, so two contenders cannot both win;
+/// - the leader renews every `retryPeriod` and steps down if it cannot renew within
+///   `renewDeadline`;
+/// - on shutdown the leader clears the holder so another replica takes over at once.
+public final class LeaderElector: Sendable {
+    public let config: LeaderElectionConfig
+    private let client: KubeClient
+    private let logger: Logger
+
+    private struct Observation {
+        var holder: String?
+        var renewTime: String?
+        var observedAt: ContinuousClock.Instant
+    }
+    private struct State {
+        var observation: Observation?
+        var leading = false
+        var holderHandlers: [@Sendable (String?) -> Void] = []
+    }
+    private let state = Mutex(State())
+
+    public init(client: KubeClient, config: LeaderElectionConfig, logger: Logger = Logger(label: "tenops.leader")) {
+        self.client = client
+        self.config = config
+        self.logger = logger
+    }
+
+    public var isLeader: Bool { state.withLock { $0.leading } }
+    /// The holder as last observed (nil when free or not yet read).
+    public var observedHolder: String? { state.withLock { $0.observation?.holder } }
+
+    /// Called with the new holder whenever the observed holder changes.
+    public func onHolderChange(_ handler: @escaping @Sendable (String?) -> Void) {
+        state.withLock { $0.holderHandlers.append(handler) }
+    }
+
+    /// Campaigns until leadership is won, runs `lead` while leading, and campaigns again if it is
+    /// lost. `lead` is cancelled when leadership is lost. Returns when the calling Task is
+    /// cancelled; the lease is released then if this replica holds it.
+    public func run(lead: @escaping @Sendable () async -> Void) async {
+        while !Task.isCancelled {
+            await acquire()
+            if Task.isCancelled { break }
+            logger.info("became leader", metadata: ["lease": "\(config.namespace)/\(config.leaseName)", "identity": "\(config.identity)"])
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await lead() }
+                group.addTask { await self.renewUntilLost() }
+                // Whichever ends first (leadership lost, or lead returned) ends the term.
+                _ = await group.next()
+                group.cancelAll()
+            }
+            setLeading(false)
+            logger.info("stopped leading", metadata: ["lease": "\(config.namespace)/\(config.leaseName)"])
+        }
+        await release()
+    }
+
+    /// One attempt to take or renew the lease. Returns true when this replica holds it.
+    public func tryAcquireOrRenew(now: Date = Date()) async -> Bool {
+        do {
+            let lease: Lease
+            do {
+                lease = try await client.get(Lease.self, name: config.leaseName, namespace: config.namespace)
+            } catch .notFound {
+                var fresh = Lease(name: config.leaseName, namespace: config.namespace)
+                fresh.spec = newRecord(now: now, transitions: 0)
+                _ = try await client.create(fresh)
+                observe(holder: config.identity, renewTime: fresh.spec.json["renewTime"]?.stringValue)
+                setLeading(true)
+                return true
+            }
+            let spec = lease.spec
+            observe(holder: spec.holderIdentity.flatMap { $0.isEmpty ? nil : $0 }, renewTime: spec.json["renewTime"]?.stringValue)
+            let heldByUs = spec.holderIdentity == config.identity
+            if !heldByUs, let holder = spec.holderIdentity, !holder.isEmpty, !observedExpired() {
+                setLeading(false)
+                return false
+            }
+            var updated = lease
+            var record = newRecord(now: now, transitions: spec.leaseTransitions ?? 0)
+            if heldByUs {
+                record.acquireTime = spec.acquireTime
+            } else {
+                record.leaseTransitions = (spec.leaseTransitions ?? 0) + 1
+            }
+            updated.spec = record
+            let written = try await client.update(updated)
+            observe(holder: config.identity, renewTime: written.spec.json["renewTime"]?.stringValue)
+            setLeading(true)
+            return true
+        } catch {
+            logger.debug("lease attempt failed", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Gives the lease up if this replica holds it.
+    public func release() async {
+        guard isLeader || observedHolder == config.identity else { return }
+        do {
+            var lease = try await client.get(Lease.self, name: config.leaseName, namespace: config.namespace)
+            guard lease.spec.holderIdentity == config.identity else { return }
+            var spec = lease.spec
+            spec.holderIdentity = nil
+            spec.leaseDurationSeconds = 1
+            spec.renewTime = Date()
+            lease.spec = spec
+            _ = try await client.update(lease)
+            observe(holder: nil, renewTime: nil)
+        } catch {
+            logger.warning("could not release the lease", metadata: ["error": "\(error)"])
+        }
+        setLeading(false)
+    }
+
+    // MARK: Internals
+
+    private func acquire() async {
+        while !Task.isCancelled {
+            if await tryAcquireOrRenew() { return }
+            try? await Task.sleep(for: jittered(config.retryPeriod))
+        }
+    }
+
+    private func renewUntilLost() async {
+        var lastRenew = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: config.retryPeriod)
+            if Task.isCancelled { return }
+            if await tryAcquireOrRenew() {
+                lastRenew = .now
+            } else if !isLeader || lastRenew.duration(to: .now) > config.renewDeadline {
+                logger.warning("could not renew the lease within the deadline", metadata: ["lease": "\(config.leaseName)"])
+                return
+            }
+        }
+    }
+
+    private func newRecord(now: Date, transitions: Int) -> LeaseSpec {
+        var spec = LeaseSpec()
+        spec.holderIdentity = config.identity
+        spec.leaseDurationSeconds = max(1, Int(config.leaseDuration.components.seconds))
+        spec.acquireTime = now
+        spec.renewTime = now
+        spec.leaseTransitions = transitions
+        return spec
+    }
+
+    private func observe(holder: String?, renewTime: String?) {
+        let (changedHolder, handlers) = state.withLock { state -> (Bool, [@Sendable (String?) -> Void]) in
+            let previous = state.observation
+            if previous?.holder != holder || previous?.renewTime != renewTime || previous == nil {
+                state.observation = Observation(holder: holder, renewTime: renewTime, observedAt: .now)
+            }
+            return (previous?.holder != holder || previous == nil, state.holderHandlers)
+        }
+        if changedHolder { handlers.forEach { $0(holder) } }
+    }
+
+    private func observedExpired() -> Bool {
+        state.withLock { state in
+            guard let observation = state.observation else { return true }
+            return observation.observedAt.duration(to: .now) > config.leaseDuration
+        }
+    }
+
+    private func setLeading(_ leading: Bool) { state.withLock { $0.leading = leading } }
+
+    private func jittered(_ duration: Duration) -> Duration {
+        let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        return .milliseconds(Int(millis * Double.random(in: 1.0...1.2)))
+    }
+}
