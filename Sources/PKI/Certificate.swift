@@ -104,7 +104,7 @@ public struct Certificate: Sendable {
         return values
     }
 
-    private static func string(from asn1: OpaquePointer) -> String {
+    private static func string(from asn1: UnsafePointer<ASN1_STRING>) -> String {
         var utf8: UnsafeMutablePointer<UInt8>?
         let length = ASN1_STRING_to_UTF8(&utf8, asn1)
         guard length >= 0, let utf8 else { return "" }
@@ -122,9 +122,9 @@ public struct Certificate: Sendable {
             guard let name = tenops_general_names_value(names, index) else { continue }
             switch name.pointee.type {
             case GEN_DNS:
-                dns.append(Self.string(from: OpaquePointer(name.pointee.d.dNSName)))
+                dns.append(Self.string(from: name.pointee.d.dNSName))
             case GEN_IPADD:
-                let octets = OpaquePointer(name.pointee.d.iPAddress)
+                let octets = name.pointee.d.iPAddress!
                 let length = Int(ASN1_STRING_length(octets))
                 guard let bytes = ASN1_STRING_get0_data(octets) else { continue }
                 ip.append(IPAddressText.format(Array(UnsafeBufferPointer(start: bytes, count: length))))
@@ -135,7 +135,7 @@ public struct Certificate: Sendable {
         return (dns, ip)
     }
 
-    private static func date(_ time: OpaquePointer?) -> Date {
+    private static func date(_ time: UnsafePointer<ASN1_TIME>?) -> Date {
         guard let time else { return .distantPast }
         var tm = tm()
         guard ASN1_TIME_to_tm(time, &tm) == 1 else { return .distantPast }

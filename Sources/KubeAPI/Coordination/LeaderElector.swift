@@ -12,9 +12,12 @@ public struct LeaderElectionConfig: Sendable {
     public var renewDeadline: Duration
     /// Pause between attempts to acquire or renew.
     public var retryPeriod: Duration
+    /// Clear the holder when `run` is cancelled, so that another replica takes over at once.
+    public var releaseOnCancel: Bool
 
     public init(leaseName: String, namespace: String, identity: String, leaseDuration: Duration = .seconds(15),
-                renewDeadline: Duration = .seconds(10), retryPeriod: Duration = .seconds(2)) {
+                renewDeadline: Duration = .seconds(10), retryPeriod: Duration = .seconds(2), releaseOnCancel: Bool = true) {
+        self.releaseOnCancel = releaseOnCancel
         self.leaseName = leaseName
         self.namespace = namespace
         self.identity = identity
@@ -82,7 +85,11 @@ public final class LeaderElector: Sendable {
             setLeading(false)
             logger.info("stopped leading", metadata: ["lease": "\(config.namespace)/\(config.leaseName)"])
         }
-        await release()
+        if config.releaseOnCancel {
+            // The calling Task is cancelled by now, which would abort the release's requests:
+            // release from a fresh Task.
+            await Task { await self.release() }.value
+        }
     }
 
     /// One attempt to take or renew the lease. Returns true when this replica holds it.

@@ -1,0 +1,48 @@
+# TenOps. `make demo` and `make test` do all of the setup on a fresh Debian machine.
+SHELL := /bin/bash
+SYSTEM_PACKAGES := libcurl4-openssl-dev libncurses-dev libssl-dev postgresql tmux curl openssl ca-certificates
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SWIFT_BUILD_FLAGS ?=
+DEMO_DIR ?= tenops-state
+
+.PHONY: all deps build test demo bench clean
+
+all: build
+
+# Installs the Debian packages that are missing, and only those.
+deps:
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "==> system packages present"; \
+	fi
+
+build: deps
+	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+
+test: build
+	swift test --skip-build $(SWIFT_BUILD_FLAGS)
+
+# Until the local control plane lands (issue #3), the demo explains what it will run.
+demo: deps
+	swift build --product tenops $(SWIFT_BUILD_FLAGS)
+	@.build/debug/tenops version
+	@if .build/debug/tenops local --dir $(DEMO_DIR) 2>/dev/null; then :; else \
+	  echo "The demo will run: tenops local --dir $(DEMO_DIR)"; \
+	  echo "  a local Kubernetes-compatible API server on loopback with three process nodes,"; \
+	  echo "  the TimesTenClassic CRD and a sample PostgreSQL pair, the operator, and the console."; \
+	  echo "This build has the Kubernetes client and PKI only; see the README's status table."; \
+	fi
+
+# Benchmarks print their figures; they are not part of `make test`.
+bench: deps
+	swift build -c release --product tenops-bench
+	.build/release/tenops-bench
+
+clean:
+	rm -rf .build

@@ -1,0 +1,92 @@
+import ArgumentParser
+
+/// A role that this build does not carry yet. It says which issue brings it and exits with 2,
+/// so scripts never mistake it for success.
+struct NotYetAvailable: Error, CustomStringConvertible {
+    let command: String
+    let issue: Int
+    let what: String
+    var description: String { "tenops \(command): \(what) is not in this build yet (issue #\(issue))." }
+}
+
+extension ParsableCommand {
+    func unavailable(_ command: String, issue: Int, _ what: String) throws -> Never {
+        throw NotYetAvailable(command: command, issue: issue, what: what)
+    }
+}
+
+struct Local: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a local control plane with three nodes, the operator and the console.")
+    @Option(help: "State directory; a restart keeps objects and data.") var dir = "tenops-state"
+    @Flag(help: "Run without the console.") var headless = false
+    @Flag(help: "Do not create the sample pair.") var noSample = false
+    func run() async throws {
+        try unavailable("local", issue: 3, "the local control plane (API server, nodes, sample pair)")
+    }
+}
+
+struct Console: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Open the operations console on a cluster.")
+    @OptionGroup var kube: KubeOptions
+    @Option(help: "auto, embedded or observe.") var engine = "auto"
+    @Option(help: "Theme name from themes/.") var theme = "default"
+    func run() async throws { try unavailable("console", issue: 8, "the console") }
+}
+
+struct Operator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the headless controller with leader election.")
+    @OptionGroup var kube: KubeOptions
+    func run() async throws { try unavailable("operator", issue: 7, "the operator process") }
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent", abstract: "Run the in-pod agent (HTTPS with mutual TLS) that drives the database.")
+    func run() async throws { try unavailable("agent", issue: 5, "the agent") }
+}
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node", abstract: "Run a node that runs pods as local processes.")
+    @OptionGroup var kube: KubeOptions
+    @Option(help: "Node name.") var name: String?
+    @Option(help: "Node state directory.") var dir: String?
+    func run() async throws { try unavailable("node", issue: 4, "the process node") }
+}
+
+struct PairArguments: ParsableArguments {
+    @OptionGroup var kube: KubeOptions
+    @Argument(help: "The TimesTenClassic name.") var name: String
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a pair: state, pods, roles, lag, nodes, events.")
+    @OptionGroup var pair: PairArguments
+    func run() async throws { try unavailable("status", issue: 7, "pair status") }
+}
+
+struct Switchover: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Move the active role to the standby, losing nothing.")
+    @OptionGroup var pair: PairArguments
+    func run() async throws { try unavailable("switchover", issue: 7, "switchover") }
+}
+
+struct Failover: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Force the standby to become active.")
+    @OptionGroup var pair: PairArguments
+    func run() async throws { try unavailable("failover", issue: 7, "failover") }
+}
+
+struct Reduplicate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Destroy a pod's database and duplicate it again from the active.")
+    @OptionGroup var pair: PairArguments
+    @Argument(help: "The pod to re-duplicate.") var pod: String?
+    func run() async throws { try unavailable("reduplicate", issue: 7, "re-duplication") }
+}
+
+struct Reexamine: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask the operator to examine a pair again.")
+    @OptionGroup var pair: PairArguments
+    func run() async throws { try unavailable("reexamine", issue: 7, "reexamine") }
+}

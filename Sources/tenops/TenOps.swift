@@ -1,0 +1,21 @@
+import ArgumentParser
+
+/// `tenops`: one binary, every role. Subcommands only wire pieces together.
+@main
+struct TenOps: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tenops",
+        abstract: "Highly available active/standby database pairs on Kubernetes.",
+        discussion: "Write one TimesTenClassic object and get a replicated pair that fails over by itself.",
+        version: BuildInfo.version,
+        subcommands: [
+            Version.self,
+            Local.self, Console.self, Operator.self, AgentCommand.self, NodeCommand.self,
+            Status.self, Switchover.self, Failover.self, Reduplicate.self, Reexamine.self,
+        ]
+    )
+}
+
+enum BuildInfo {
+    static let version = "0.1.0"
+}
