@@ -48,16 +48,12 @@ extension KubeClient {
         let label = "WATCH \(resource)"
         return AsyncThrowingStream { continuation in
             let task = Task {
-                var splitter = LineSplitter()
+                var decoder = WatchStreamDecoder(label: label)
                 do {
                     for try await chunk in body {
-                        try splitter.append(chunk) { line throws(KubeAPIError) in
-                            continuation.yield(try WatchEventDecoder.decode(line: line, label: label))
-                        }
+                        for event in try decoder.decode(chunk) { continuation.yield(event) }
                     }
-                    if splitter.hasPartialLine {
-                        throw KubeAPIError.malformedResponse("\(label): the stream ended inside an event")
-                    }
+                    try decoder.finish()
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -113,7 +109,7 @@ extension KubeClient {
 }
 
 /// Splits a byte stream into lines without copying each line more than once.
-struct LineSplitter {
+struct LineSplitter: Sendable {
     private var buffer: [UInt8] = []
     private var start = 0
 
@@ -147,6 +143,30 @@ struct LineSplitter {
             buffer.removeSubrange(0..<start)
             start = 0
         }
+    }
+}
+
+/// Turns the bytes of a watch response, in whatever chunks they arrive, into events.
+public struct WatchStreamDecoder: Sendable {
+    private var splitter = LineSplitter()
+    private let label: String
+
+    public init(label: String = "WATCH") { self.label = label }
+
+    /// Decodes every complete event in the bytes seen so far. An ERROR event throws its Status as
+    /// a typed error; a line that is not an event throws `.malformedResponse`.
+    public mutating func decode(_ chunk: Data) throws(KubeAPIError) -> [WatchEvent<UnstructuredObject>] {
+        var events: [WatchEvent<UnstructuredObject>] = []
+        let label = self.label
+        try splitter.append(chunk) { line throws(KubeAPIError) in
+            events.append(try WatchEventDecoder.decode(line: line, label: label))
+        }
+        return events
+    }
+
+    /// Call at the end of the stream: a half-received event is an error.
+    public func finish() throws(KubeAPIError) {
+        if splitter.hasPartialLine { throw .malformedResponse("\(label): the stream ended inside an event") }
     }
 }
 

@@ -1,0 +1,52 @@
+import Foundation
+
+/// `tenops-bench [NAME...]`: runs benchmarks and prints their figures. Build it with
+/// `-c release` (`make bench`); debug figures mean nothing.
+@main
+enum Bench {
+    static let all: [(name: String, run: @Sendable () async throws -> Void)] = [
+        ("kubeapi", KubeAPIBench.run),
+    ]
+
+    static func main() async {
+        let requested = Array(CommandLine.arguments.dropFirst())
+        let unknown = requested.filter { name in !all.contains { $0.name == name } }
+        guard unknown.isEmpty else {
+            FileHandle.standardError.write(Data("unknown benchmark: \(unknown.joined(separator: ", ")); known: \(all.map(\.name).joined(separator: ", "))\n".utf8))
+            exit(2)
+        }
+        #if DEBUG
+        print("warning: a debug build; run `make bench` for figures that mean something")
+        #endif
+        for benchmark in all where requested.isEmpty || requested.contains(benchmark.name) {
+            do {
+                try await benchmark.run()
+            } catch {
+                FileHandle.standardError.write(Data("\(benchmark.name): \(error)\n".utf8))
+                exit(1)
+            }
+        }
+    }
+}
+
+/// Latency samples and their percentiles.
+struct Samples {
+    private(set) var values: [Double] = []
+    mutating func add(_ value: Double) { values.append(value) }
+    func percentile(_ p: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let sorted = values.sorted()
+        let rank = Int((p / 100 * Double(sorted.count - 1)).rounded())
+        return sorted[min(max(rank, 0), sorted.count - 1)]
+    }
+    var mean: Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func figure(_ name: String, _ value: String, target: String? = nil) {
+    let padded = name.padding(toLength: 58, withPad: " ", startingAt: 0)
+    print("  \(padded) \(value)\(target.map { "   (target \($0))" } ?? "")")
+}
