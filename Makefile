@@ -26,7 +26,7 @@ build: deps
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
 
 test: build
-	swift test --skip-build $(SWIFT_BUILD_FLAGS)
+	swift test --skip-build --disable-xctest $(SWIFT_BUILD_FLAGS)
 
 # Until the local control plane lands (issue #3), the demo explains what it will run.
 demo: deps

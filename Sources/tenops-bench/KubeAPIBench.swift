@@ -29,7 +29,7 @@ enum KubeAPIBench {
             let clock = ContinuousClock()
             let elapsed = try clock.measure {
                 for chunk in chunks {
-                    for event in try decoder.decode(Data(chunk)) {
+                    try decoder.decode(Data(chunk)) { event in
                         let pod = Pod(json: event.object.json)
                         if pod.status.phase == "Running", pod.spec.nodeName != nil { running += 1 }
                         decoded += 1

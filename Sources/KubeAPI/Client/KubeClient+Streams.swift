@@ -51,7 +51,7 @@ extension KubeClient {
                 var decoder = WatchStreamDecoder(label: label)
                 do {
                     for try await chunk in body {
-                        for event in try decoder.decode(chunk) { continuation.yield(event) }
+                        try decoder.decode(chunk) { continuation.yield($0) }
                     }
                     try decoder.finish()
                     continuation.finish()
@@ -155,13 +155,12 @@ public struct WatchStreamDecoder: Sendable {
 
     /// Decodes every complete event in the bytes seen so far. An ERROR event throws its Status as
     /// a typed error; a line that is not an event throws `.malformedResponse`.
-    public mutating func decode(_ chunk: Data) throws(KubeAPIError) -> [WatchEvent<UnstructuredObject>] {
-        var events: [WatchEvent<UnstructuredObject>] = []
+    /// Events before a bad line are still delivered, in order, before the error is thrown.
+    public mutating func decode(_ chunk: Data, _ deliver: (WatchEvent<UnstructuredObject>) -> Void) throws(KubeAPIError) {
         let label = self.label
         try splitter.append(chunk) { line throws(KubeAPIError) in
-            events.append(try WatchEventDecoder.decode(line: line, label: label))
+            deliver(try WatchEventDecoder.decode(line: line, label: label))
         }
-        return events
     }
 
     /// Call at the end of the stream: a half-received event is an error.

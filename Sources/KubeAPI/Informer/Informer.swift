@@ -75,6 +75,7 @@ public final class Informer<T: KubeObject>: Sendable {
         var resourceVersion: String?
         var failures = 0
         while !Task.isCancelled {
+            let versionBefore = resourceVersion
             do {
                 if resourceVersion == nil {
                     resourceVersion = try await relist()
@@ -88,6 +89,9 @@ public final class Informer<T: KubeObject>: Sendable {
                 return
             } catch {
                 if Task.isCancelled { return }
+                // A watch that made progress before it broke starts the backoff over: a flaky
+                // connection must not push reconnects out to the cap.
+                if resourceVersion != versionBefore { failures = 0 }
                 failures += 1
                 let delay = Self.backoff(failures: failures, cap: maxBackoff)
                 logger.warning("\(T.resourceType) watch failed, retrying in \(delay)", metadata: ["error": "\(error)"])
