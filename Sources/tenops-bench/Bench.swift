@@ -42,9 +42,6 @@ struct Samples {
     var mean: Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
 }
 
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
 
 func figure(_ name: String, _ value: String, target: String? = nil) {
     let padded = name.padding(toLength: 58, withPad: " ", startingAt: 0)

@@ -37,7 +37,7 @@ enum KubeAPIBench {
                 }
             }
             precondition(decoded == events && running == events, "decoded \(decoded) of \(events)")
-            best = max(best, Double(events) / seconds(elapsed))
+            best = max(best, Double(events) / elapsed.inSeconds)
         }
         figure("watch decode, Pod events of \(eventSize) bytes, 1 core", "\(Int(best)) events/s", target: ">= 20000/s")
     }
@@ -79,7 +79,7 @@ enum KubeAPIBench {
                 let start = clock.now
                 let fetched = try await client.get(Pod.self, name: pod.name, namespace: "default")
                 precondition(fetched.name == pod.name)
-                ours.add(seconds(start.duration(to: clock.now)))
+                ours.add(start.duration(to: clock.now).inSeconds)
             }
         }
 
@@ -96,10 +96,10 @@ enum KubeAPIBench {
         let processes = 50
         let perProcessStart = clock.now
         for _ in 0..<processes { _ = try runCurl(curlArguments + [url]) }
-        let perProcess = seconds(perProcessStart.duration(to: clock.now)) / Double(processes)
+        let perProcess = perProcessStart.duration(to: clock.now).inSeconds / Double(processes)
 
-        let oursPerGet = seconds(oursTotal) / Double(count)
-        let curlPerGet = seconds(curlTotal) / Double(count)
+        let oursPerGet = oursTotal.inSeconds / Double(count)
+        let curlPerGet = curlTotal.inSeconds / Double(count)
         func ms(_ value: Double) -> String { String(format: "%.3f ms", value * 1000) }
         figure("GET Pod over HTTPS+mTLS, tenops KubeClient, mean", ms(oursPerGet))
         figure("GET Pod, tenops KubeClient, p50 / p99", "\(ms(ours.percentile(50))) / \(ms(ours.percentile(99)))")

@@ -150,10 +150,8 @@ public struct RetryPolicy: Sendable {
 
     /// Exponential backoff with full jitter for the given (1-based) attempt.
     func backoff(attempt: Int) -> Duration {
-        let base = Double(initialBackoff.components.seconds) + Double(initialBackoff.components.attoseconds) / 1e18
-        let cap = Double(maxBackoff.components.seconds) + Double(maxBackoff.components.attoseconds) / 1e18
-        let exponential = min(cap, base * pow(2, Double(attempt - 1)))
-        return .milliseconds(Int(Double.random(in: exponential / 2...exponential) * 1000))
+        let exponential = min(maxBackoff.inSeconds, initialBackoff.inSeconds * pow(2, Double(min(attempt, 60) - 1)))
+        return .seconds(fraction: Double.random(in: exponential / 2...exponential))
     }
 }
 

@@ -204,7 +204,6 @@ public final class LeaderElector: Sendable {
     private func setLeading(_ leading: Bool) { state.withLock { $0.leading = leading } }
 
     private func jittered(_ duration: Duration) -> Duration {
-        let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-        return .milliseconds(Int(millis * Double.random(in: 1.0...1.2)))
+        .seconds(fraction: duration.inSeconds * Double.random(in: 1.0...1.2))
     }
 }

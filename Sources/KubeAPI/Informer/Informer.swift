@@ -150,8 +150,7 @@ public final class Informer<T: KubeObject>: Sendable {
     }
 
     static func backoff(failures: Int, cap: Duration) -> Duration {
-        let capMillis = Double(cap.components.seconds) * 1000
-        let millis = min(capMillis, 100 * pow(2, Double(min(failures, 20) - 1)))
-        return .milliseconds(Int(Double.random(in: millis / 2...millis)))
+        let seconds = min(cap.inSeconds, 0.1 * pow(2, Double(min(failures, 20) - 1)))
+        return .seconds(fraction: Double.random(in: seconds / 2...seconds))
     }
 }

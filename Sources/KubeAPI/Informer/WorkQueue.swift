@@ -17,10 +17,7 @@ public struct RateLimiter: Sendable {
 
     /// The per-item delay after `failures` consecutive failures (1-based): base * 2^(failures-1), capped.
     public func itemDelay(failures: Int) -> Duration {
-        let base = Double(baseDelay.components.seconds) + Double(baseDelay.components.attoseconds) / 1e18
-        let cap = Double(maxDelay.components.seconds) + Double(maxDelay.components.attoseconds) / 1e18
-        let seconds = min(cap, base * pow(2, Double(max(0, min(failures - 1, 60)))))
-        return .nanoseconds(Int64(seconds * 1e9))
+        .seconds(fraction: min(maxDelay.inSeconds, baseDelay.inSeconds * pow(2, Double(max(0, min(failures - 1, 60))))))
     }
 }
 
@@ -142,8 +139,7 @@ public actor WorkQueue<Key: Hashable & Sendable> {
     private func bucketDelay() -> Duration {
         let now = ContinuousClock.now
         let elapsed = lastRefill.duration(to: now)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        tokens = min(Double(limiter.bucketBurst), tokens + seconds * limiter.bucketQPS)
+        tokens = min(Double(limiter.bucketBurst), tokens + elapsed.inSeconds * limiter.bucketQPS)
         lastRefill = now
         tokens -= 1
         if tokens >= 0 { return .zero }
