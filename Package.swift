@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // System-library shims: a module map and one header each.
@@ -44,11 +45,33 @@ let package = Package(
         // Certificates over libssl.
         .target(name: "PKI", dependencies: ["COpenSSL"], swiftSettings: strict),
         // In-pod agent and the DatabaseEngine protocol.
-        .target(name: "Agent", dependencies: ["PKI"], swiftSettings: strict),
+        .target(
+            name: "Agent",
+            dependencies: [
+                "PKI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
+            swiftSettings: strict
+        ),
         // TimesTenClassic types, state machine, reconciler.
         .target(name: "OperatorEngine", dependencies: ["KubeAPI", "PKI"], swiftSettings: strict),
         // Local control plane: API server, controllers, process node.
-        .target(name: "LocalCluster", dependencies: ["KubeAPI", "PKI"], swiftSettings: strict),
+        .target(
+            name: "LocalCluster",
+            dependencies: [
+                "KubeAPI", "PKI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
         // The ncurses operations console.
         .target(name: "Console", dependencies: ["OperatorEngine", "KubeAPI", "CNcurses"], swiftSettings: strict),
 
@@ -84,5 +107,11 @@ let package = Package(
 
         .testTarget(name: "PKITests", dependencies: ["PKI", "KubeTestDouble"], swiftSettings: strict),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "PKI", "KubeTestDouble"], swiftSettings: strict),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "PKI", "KubeAPI", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "LocalClusterTests", dependencies: ["LocalCluster", "KubeAPI", "PKI"], swiftSettings: strict),
     ]
 )

@@ -1,4 +1,5 @@
-// Module LocalCluster.
+// Module LocalCluster: the local control plane.
 //
-// The local control plane: a Kubernetes-compatible API server, controllers and the process node. Imports KubeAPI and PKI only. Filled in by issues #3 and #4.
-// The boundary exists from the start (see ../shared/DESIGN.md); it holds no code yet.
+// APIServer/ holds the Kubernetes-compatible API server (issue #3): storage with a write-ahead
+// log, the API semantics, discovery, OpenAPI v3, Table printing, and the HTTPS front end.
+// Controllers and the process node arrive with issue #4.

@@ -164,3 +164,16 @@ enum IPAddressText {
         return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 }
+
+extension Certificate {
+    /// Parses a DER-encoded certificate, as TLS stacks hand over a peer's certificate.
+    public init(der: [UInt8]) throws {
+        var pointer: UnsafePointer<UInt8>? = nil
+        let parsed: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
+            pointer = buffer.baseAddress
+            return d2i_X509(nil, &pointer, buffer.count)
+        }
+        guard let parsed else { throw PKIError.invalidPEM(what: "DER certificate", detail: PKIError.drainErrorQueue()) }
+        self.init(handle: CertificateHandle(parsed))
+    }
+}

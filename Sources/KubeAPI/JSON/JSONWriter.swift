@@ -52,7 +52,7 @@ public enum JSONWriter {
         }
     }
 
-    static func writeString(_ string: String, into output: inout [UInt8]) {
+    public static func writeString(_ string: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         for byte in string.utf8 {
             switch byte {

@@ -15,17 +15,6 @@ extension ParsableCommand {
     }
 }
 
-struct Local: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run a local control plane with three nodes, the operator and the console.")
-    @Option(help: "State directory; a restart keeps objects and data.") var dir = "tenops-state"
-    @Flag(help: "Run without the console.") var headless = false
-    @Flag(help: "Do not create the sample pair.") var noSample = false
-    func run() async throws {
-        try unavailable("local", issue: 3, "the local control plane (API server, nodes, sample pair)")
-    }
-}
-
 struct Console: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Open the operations console on a cluster.")
     @OptionGroup var kube: KubeOptions
