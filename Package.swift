@@ -101,7 +101,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "tenops-bench",
-            dependencies: ["KubeAPI", "PKI", "KubeTestDouble"],
+            dependencies: ["KubeAPI", "PKI", "KubeTestDouble", "LocalCluster"],
             swiftSettings: strict
         ),
 

@@ -6,6 +6,7 @@ import Foundation
 enum Bench {
     static let all: [(name: String, run: @Sendable () async throws -> Void)] = [
         ("kubeapi", KubeAPIBench.run),
+        ("apiserver", APIServerBench.run),
     ]
 
     static func main() async {

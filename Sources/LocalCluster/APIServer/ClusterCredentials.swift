@@ -2,6 +2,7 @@ import Foundation
 import KubeAPI
 import NIOSSL
 import PKI
+import Synchronization
 
 /// The local cluster's PKI, kept under `STATE/pki`: a CA, the API server's serving
 /// certificate, an administrator's client certificate (CN tenops-admin, O system:masters) and
@@ -12,8 +13,8 @@ public struct ClusterCredentials: Sendable {
     public let ca: CertificateAuthority
     public let server: IssuedCertificate
     public let admin: IssuedCertificate
-    /// token -> user
-    let tokens: [String: AuthenticatedUser]
+    /// token -> user, shared by every copy of these credentials.
+    let tokens: TokenTable
 
     public static func loadOrCreate(directory: String, host: String) throws -> ClusterCredentials {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -52,10 +53,10 @@ public struct ClusterCredentials: Sendable {
                 }
             }
         }
-        return ClusterCredentials(directory: directory, ca: ca, server: server, admin: admin, tokens: tokens)
+        return ClusterCredentials(directory: directory, ca: ca, server: server, admin: admin, tokens: TokenTable(tokens))
     }
 
-    func user(forToken token: String) -> AuthenticatedUser? { tokens[token] }
+    func user(forToken token: String) -> AuthenticatedUser? { tokens.user(for: token) }
 
     /// Issues a bearer token for a service account and remembers it in the state directory.
     public func issueToken(for user: String, groups: [String]) throws -> String {
@@ -66,6 +67,7 @@ public struct ClusterCredentials: Sendable {
         var object = (FileManager.default.contents(atPath: path)).flatMap { try? JSONParser.parseObject($0) } ?? [:]
         object[token] = ["user": .string(user), "groups": .array(groups.map(JSONValue.string))]
         try PEMFile.write(JSONWriter.string(.object(object)), to: path, privateKey: true)
+        tokens.add(token, AuthenticatedUser(name: user, groups: groups))
         return token
     }
 
@@ -108,4 +110,12 @@ public struct ClusterCredentials: Sendable {
             """
         try PEMFile.write(text, to: path, privateKey: true)
     }
+}
+
+/// Bearer tokens the server accepts. Never logged.
+final class TokenTable: Sendable {
+    private let table: Mutex<[String: AuthenticatedUser]>
+    init(_ initial: [String: AuthenticatedUser]) { table = Mutex(initial) }
+    func user(for token: String) -> AuthenticatedUser? { table.withLock { $0[token] } }
+    func add(_ token: String, _ user: AuthenticatedUser) { table.withLock { $0[token] = user } }
 }

@@ -18,9 +18,13 @@ public final class LocalAPIServer: Sendable {
         /// serves on the same one when it can.
         public var port: Int
         public var logSource: (any PodLogSource)?
+        /// How many events watchers may resume from; an older resourceVersion gets 410 Gone.
+        public var historyWindow: Int
 
-        public init(stateDirectory: String, host: String = "127.0.0.1", port: Int = 0, logSource: (any PodLogSource)? = nil) {
+        public init(stateDirectory: String, host: String = "127.0.0.1", port: Int = 0, logSource: (any PodLogSource)? = nil,
+                    historyWindow: Int = 20_000) {
             self.stateDirectory = stateDirectory
+            self.historyWindow = historyWindow
             self.host = host
             self.port = port
             self.logSource = logSource
@@ -54,7 +58,7 @@ public final class LocalAPIServer: Sendable {
         let directory = options.stateDirectory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let credentials = try ClusterCredentials.loadOrCreate(directory: "\(directory)/pki", host: options.host)
-        let storage = try APIStorage(directory: "\(directory)/store")
+        let storage = try APIStorage(directory: "\(directory)/store", historyWindow: options.historyWindow)
         let registry = ResourceRegistry()
         let portFile = "\(directory)/apiserver.port"
         let preferredPort = options.port != 0 ? options.port
