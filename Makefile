@@ -21,6 +21,12 @@ deps:
 	else \
 	  echo "==> system packages present"; \
 	fi
+	@# The tests use the real kubectl as an independent client. This image kind ships it as the
+	@# `kubectl` package; Debian's own `kubernetes-client` is the fallback.
+	@command -v kubectl >/dev/null 2>&1 || { \
+	  echo "==> installing kubectl"; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubectl || \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubernetes-client; }
 
 build: deps
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
@@ -28,16 +34,10 @@ build: deps
 test: build
 	swift test --skip-build --disable-xctest $(SWIFT_BUILD_FLAGS)
 
-# Until the local control plane lands (issue #3), the demo explains what it will run.
+# The local cluster on loopback; DEMO_DIR keeps its state across runs. Ctrl-C stops it.
 demo: deps
 	swift build --product tenops $(SWIFT_BUILD_FLAGS)
-	@.build/debug/tenops version
-	@if .build/debug/tenops local --dir $(DEMO_DIR) 2>/dev/null; then :; else \
-	  echo "The demo will run: tenops local --dir $(DEMO_DIR)"; \
-	  echo "  a local Kubernetes-compatible API server on loopback with three process nodes,"; \
-	  echo "  the TimesTenClassic CRD and a sample PostgreSQL pair, the operator, and the console."; \
-	  echo "This build has the Kubernetes client and PKI only; see the README's status table."; \
-	fi
+	.build/debug/tenops local --dir $(DEMO_DIR)
 
 # Benchmarks print their figures; they are not part of `make test`.
 bench: deps

@@ -82,7 +82,7 @@ public final class LocalAPIServer: Sendable {
                         responder: responder, server: try .tls(.http1(), tlsConfiguration: tls),
                         configuration: .init(address: .hostname(options.host, port: port), serverName: nil),
                         onServerRunning: { channel in portContinuation.yield(.success(channel.localAddress?.port ?? 0)) })
-                    app.logger.logLevel = .error
+                    app.logger.logLevel = .critical  // shutdown cancellations are not errors worth printing
                     try await app.run()
                 } catch {
                     portContinuation.yield(.failure(error))
