@@ -32,7 +32,8 @@ build: deps
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
 
 test: build
-	swift test --skip-build --disable-xctest $(SWIFT_BUILD_FLAGS)
+	@# A hung test must fail the run with its output, not eat the CI budget.
+	timeout -k 30 1500 swift test --skip-build --disable-xctest $(SWIFT_BUILD_FLAGS)
 
 # The local cluster on loopback; DEMO_DIR keeps its state across runs. Ctrl-C stops it.
 demo: deps

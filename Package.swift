@@ -101,17 +101,22 @@ let package = Package(
         ),
         .executableTarget(
             name: "tenops-bench",
-            dependencies: ["KubeAPI", "PKI", "KubeTestDouble", "LocalCluster"],
+            dependencies: [
+                "KubeAPI", "PKI", "KubeTestDouble", "LocalCluster", "Agent",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: strict
         ),
 
+        // Shared by the test targets: child processes that never block the cooperative pool.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PKITests", dependencies: ["PKI", "KubeTestDouble"], swiftSettings: strict),
-        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "PKI", "KubeTestDouble"], swiftSettings: strict),
+        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "PKI", "KubeTestDouble", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "PKI", "KubeAPI", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["Agent", "PKI", "KubeAPI", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),
-        .testTarget(name: "LocalClusterTests", dependencies: ["LocalCluster", "KubeAPI", "PKI"], swiftSettings: strict),
+        .testTarget(name: "LocalClusterTests", dependencies: ["LocalCluster", "KubeAPI", "PKI", "TestSupport"], swiftSettings: strict),
     ]
 )

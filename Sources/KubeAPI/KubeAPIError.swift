@@ -108,6 +108,10 @@ public enum KubeAPIError: Error, Sendable, CustomStringConvertible, Equatable {
 
     public var code: Int? { statusFailure?.code }
 
+    public var isNotFound: Bool { if case .notFound = self { return true } else { return false } }
+    public var isAlreadyExists: Bool { if case .alreadyExists = self { return true } else { return false } }
+    public var isConflict: Bool { if case .conflict = self { return true } else { return false } }
+
     static func from(_ failure: StatusFailure) -> KubeAPIError {
         switch (failure.code, failure.reason) {
         case (404, _): return .notFound(failure)

@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
 import KubeTestDouble
 import PKI
 import Testing
 @testable import KubeAPI
 
-@Suite("KubeClient against the HTTPS test double")
+@Suite("KubeClient against the HTTPS test double", .timeLimit(.minutes(5)))
 struct ClientServerTests {
     @Test("client certificates over real TLS: the right one is accepted, others are refused")
     func mutualTLS() async throws {
@@ -57,11 +58,11 @@ struct ClientServerTests {
             _ = try await client.create(configMap("from-file", namespace: "team"))
             #expect(try await client.get(ConfigMap.self, name: "from-file", namespace: "team").name == "from-file")
 
-            let output = try runTenops(["version", "--server", "--kubeconfig", path])
+            let output = try await runTenops(["version", "--server", "--kubeconfig", path])
             #expect(output.status == 0)
             #expect(output.stdout.contains("Server Version: v1."))
             let broken = try cluster.directory.write("broken", "current-context: nope\n")
-            let failure = try runTenops(["version", "--server", "--kubeconfig", broken])
+            let failure = try await runTenops(["version", "--server", "--kubeconfig", broken])
             #expect(failure.status != 0)
             #expect(failure.stderr.contains(broken) && failure.stderr.contains("context \"nope\" not found"))
         }
@@ -381,7 +382,7 @@ struct ClientServerTests {
 }
 
 /// Runs the built `tenops` binary: a real process.
-func runTenops(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+func runTenops(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
     let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     let candidates = [
         Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tenops").path,
@@ -390,16 +391,6 @@ func runTenops(_ arguments: [String]) throws -> (status: Int32, stdout: String, 
     guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw KubeAPIError.configuration("the tenops binary is not built (looked in \(candidates))")
     }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    let result = try await ChildProcess.run(binary, arguments)
+    return (result.status, result.out, result.err)
 }

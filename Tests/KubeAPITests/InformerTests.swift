@@ -24,7 +24,7 @@ final class Leaders: Sendable {
     var all: [String] { names.withLock { $0 } }
 }
 
-@Suite("Informer and leader election against the HTTPS test double")
+@Suite("Informer and leader election against the HTTPS test double", .timeLimit(.minutes(5)))
 struct InformerTests {
     @Test("a watch dropped mid-stream resumes from its resourceVersion: no event lost, none repeated")
     func dropAndResume() async throws {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import KubeAPI
 
-@Suite("JSON parser and writer")
+@Suite("JSON parser and writer", .timeLimit(.minutes(5)))
 struct JSONTests {
     @Test("parses every JSON type", arguments: [
         ("null", JSONValue.null),
@@ -108,7 +108,7 @@ struct JSONTests {
     }
 }
 
-@Suite("Kubernetes timestamps")
+@Suite("Kubernetes timestamps", .timeLimit(.minutes(5)))
 struct KubeTimeTests {
     @Test("parses RFC 3339 forms", arguments: [
         ("2026-11-20T10:00:00Z", 1_795_168_800.0),

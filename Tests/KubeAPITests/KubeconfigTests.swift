@@ -3,7 +3,7 @@ import PKI
 import Testing
 @testable import KubeAPI
 
-@Suite("kubeconfig and in-cluster configuration")
+@Suite("kubeconfig and in-cluster configuration", .timeLimit(.minutes(5)))
 struct KubeconfigTests {
     static let caPEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import KubeAPI
 
-@Suite("Paths, queries, line splitting and Status decoding")
+@Suite("Paths, queries, line splitting and Status decoding", .timeLimit(.minutes(5)))
 struct PathAndStreamTests {
     @Test("resource paths", arguments: [
         (ResourceType.pods, "ns", "p", "/api/v1/namespaces/ns/pods/p"),

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import KubeAPI
 
-@Suite("Work queue, rate limiter and object store")
+@Suite("Work queue, rate limiter and object store", .timeLimit(.minutes(5)))
 struct QueueAndStoreTests {
     @Test("per-item backoff doubles from 5 ms and is capped", arguments: [
         (1, Duration.milliseconds(5)), (2, .milliseconds(10)), (3, .milliseconds(20)), (11, .milliseconds(5120)), (40, .seconds(1000)),

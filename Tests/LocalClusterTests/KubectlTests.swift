@@ -40,39 +40,39 @@ let sampleCRD = """
                   state: {type: string}
     """
 
-@Suite("The local API server, driven by the real kubectl", .serialized)
+@Suite("The local API server, driven by the real kubectl", .serialized, .timeLimit(.minutes(5)))
 struct KubectlTests {
     @Test("version, api-resources, namespaces, and discovery of a CRD with its printer columns")
     func basics() async throws {
         try await LocalServer.with { local in
-            let version = try local.kubectl(["version", "-o", "json"])
+            let version = try await local.kubectl(["version", "-o", "json"])
             #expect(version.status == 0, "\(version.err)")
             #expect(version.out.contains("v1.32.0-tenops"))
 
-            let resources = try local.kubectl(["api-resources"])
+            let resources = try await local.kubectl(["api-resources"])
             #expect(resources.status == 0, "\(resources.err)")
             for expected in ["pods", "statefulsets", "leases", "customresourcedefinitions", "clusterroles", "events"] {
                 #expect(resources.out.contains(expected))
             }
 
-            let created = try local.kubectl(["create", "ns", "team"])
+            let created = try await local.kubectl(["create", "ns", "team"])
             #expect(created.status == 0, "\(created.err)")
             #expect(created.out.contains("namespace/team created"))
-            let namespaces = try local.kubectl(["get", "ns"])
+            let namespaces = try await local.kubectl(["get", "ns"])
             #expect(namespaces.out.contains("team") && namespaces.out.contains("Active"))
 
-            let crd = try local.kubectl(["apply", "-f", "-"], input: sampleCRD)
+            let crd = try await local.kubectl(["apply", "-f", "-"], input: sampleCRD)
             #expect(crd.status == 0, "\(crd.err)")
-            let listed = try local.kubectl(["api-resources", "--api-group", "example.tenops.io"])
+            let listed = try await local.kubectl(["api-resources", "--api-group", "example.tenops.io"])
             #expect(listed.out.contains("widgets") && listed.out.contains("wdg"), "\(listed.out)\(listed.err)")
-            let widget = try local.kubectl(["apply", "-n", "team", "-f", "-"], input: """
+            let widget = try await local.kubectl(["apply", "-n", "team", "-f", "-"], input: """
                 apiVersion: example.tenops.io/v1
                 kind: Widget
                 metadata: {name: w1}
                 spec: {image: tenops, size: 3}
                 """)
             #expect(widget.status == 0, "\(widget.err)")
-            let table = try local.kubectl(["get", "wdg", "-n", "team"])
+            let table = try await local.kubectl(["get", "wdg", "-n", "team"])
             #expect(table.status == 0, "\(table.err)")
             let lines = table.out.split(separator: "\n")
             #expect(lines.first.map { $0.contains("NAME") && $0.contains("STATE") && $0.contains("SIZE") && $0.contains("AGE") } == true, "\(table.out)")
@@ -119,18 +119,18 @@ struct KubectlTests {
                       - name: daemonlog
                         image: tenops:1
                 """
-            let applied = try local.kubectl(["apply", "-f", "-"], input: first)
+            let applied = try await local.kubectl(["apply", "-f", "-"], input: first)
             #expect(applied.status == 0, "\(applied.err)")
             #expect(applied.out.contains("configmap/settings created") && applied.out.contains("statefulset.apps/db created"), "\(applied.out)")
 
             // Someone else adds a label; the second apply must keep it (three-way merge) while
             // removing what the manifest dropped and changing what it changed.
-            #expect(try local.kubectl(["label", "configmap", "settings", "owner=ops"]).status == 0)
+            #expect(try await local.kubectl(["label", "configmap", "settings", "owner=ops"]).status == 0)
             let second = first
                 .replacingOccurrences(of: "data: {a: \"1\", b: \"2\"}", with: "data: {a: \"10\"}")
                 .replacingOccurrences(of: "image: tenops:1\n        env", with: "image: tenops:2\n        env")
                 .replacingOccurrences(of: "[{name: A, value: \"1\"}, {name: B, value: \"2\"}]", with: "[{name: A, value: \"1\"}]")
-            let reapplied = try local.kubectl(["apply", "-f", "-"], input: second)
+            let reapplied = try await local.kubectl(["apply", "-f", "-"], input: second)
             #expect(reapplied.status == 0, "\(reapplied.err)")
             #expect(reapplied.out.contains("configmap/settings configured"), "\(reapplied.out)")
             #expect(reapplied.out.contains("secret/creds unchanged"), "\(reapplied.out)")
@@ -152,34 +152,34 @@ struct KubectlTests {
     @Test("get -o yaml|json|wide, describe with events, label, annotate, and the three patch types")
     func getDescribePatch() async throws {
         try await LocalServer.with { local in
-            #expect(try local.kubectl(["create", "configmap", "cm", "--from-literal=k=v"]).status == 0 || true)
+            #expect(try await local.kubectl(["create", "configmap", "cm", "--from-literal=k=v"]).status == 0 || true)
             let client = try local.client()
             var map = ConfigMap(name: "cm2", namespace: "default")
             map.data = ["k": "v"]
             let created = try await client.create(map)
-            let yaml = try local.kubectl(["get", "configmap", "cm2", "-o", "yaml"])
+            let yaml = try await local.kubectl(["get", "configmap", "cm2", "-o", "yaml"])
             #expect(yaml.out.contains("name: cm2") && yaml.out.contains("k: v"), "\(yaml.out)\(yaml.err)")
-            let json = try local.kubectl(["get", "configmap", "cm2", "-o", "json"])
+            let json = try await local.kubectl(["get", "configmap", "cm2", "-o", "json"])
             #expect(try JSONParser.parseObject(Data(json.out.utf8))["metadata"]?["uid"].stringValue == created.uid)
-            let wide = try local.kubectl(["get", "configmaps", "-o", "wide"])
+            let wide = try await local.kubectl(["get", "configmaps", "-o", "wide"])
             #expect(wide.out.contains("cm2"), "\(wide.out)\(wide.err)")
 
             let recorder = EventRecorder(client: client, component: "tenops-test")
             await recorder.record(created, type: .warning, reason: "TaskFailed", message: "something went wrong")
-            let described = try local.kubectl(["describe", "configmap", "cm2"])
+            let described = try await local.kubectl(["describe", "configmap", "cm2"])
             #expect(described.status == 0, "\(described.err)")
             #expect(described.out.contains("TaskFailed") && described.out.contains("something went wrong"), "\(described.out)")
 
-            #expect(try local.kubectl(["label", "configmap", "cm2", "tier=db"]).status == 0)
-            #expect(try local.kubectl(["annotate", "configmap", "cm2", "note=hello"]).status == 0)
-            #expect(try local.kubectl(["patch", "configmap", "cm2", "--type", "merge", "-p", #"{"data":{"m":"1"}}"#]).status == 0)
-            #expect(try local.kubectl(["patch", "configmap", "cm2", "--type", "json", "-p", #"[{"op":"add","path":"/data/j","value":"2"}]"#]).status == 0)
-            #expect(try local.kubectl(["patch", "configmap", "cm2", "--type", "strategic", "-p", #"{"data":{"s":"3"}}"#]).status == 0)
+            #expect(try await local.kubectl(["label", "configmap", "cm2", "tier=db"]).status == 0)
+            #expect(try await local.kubectl(["annotate", "configmap", "cm2", "note=hello"]).status == 0)
+            #expect(try await local.kubectl(["patch", "configmap", "cm2", "--type", "merge", "-p", #"{"data":{"m":"1"}}"#]).status == 0)
+            #expect(try await local.kubectl(["patch", "configmap", "cm2", "--type", "json", "-p", #"[{"op":"add","path":"/data/j","value":"2"}]"#]).status == 0)
+            #expect(try await local.kubectl(["patch", "configmap", "cm2", "--type", "strategic", "-p", #"{"data":{"s":"3"}}"#]).status == 0)
             let patched = try await client.get(ConfigMap.self, name: "cm2", namespace: "default")
             #expect(patched.data == ["k": "v", "m": "1", "j": "2", "s": "3"])
             #expect(patched.metadata.labels["tier"] == "db")
             #expect(patched.metadata.annotations["note"] == "hello")
-            let failedTest = try local.kubectl(["patch", "configmap", "cm2", "--type", "json", "-p", #"[{"op":"test","path":"/data/k","value":"nope"}]"#])
+            let failedTest = try await local.kubectl(["patch", "configmap", "cm2", "--type", "json", "-p", #"[{"op":"test","path":"/data/k","value":"nope"}]"#])
             #expect(failedTest.status != 0)
         }
     }
@@ -200,8 +200,8 @@ struct KubectlTests {
     @Test("invalid objects are refused with kubectl's usual message, and nothing is stored")
     func invalidObjects() async throws {
         try await LocalServer.with { local in
-            #expect(try local.kubectl(["apply", "-f", "-"], input: sampleCRD).status == 0)
-            let bad = try local.kubectl(["apply", "-f", "-"], input: """
+            #expect(try await local.kubectl(["apply", "-f", "-"], input: sampleCRD).status == 0)
+            let bad = try await local.kubectl(["apply", "-f", "-"], input: """
                 apiVersion: example.tenops.io/v1
                 kind: Widget
                 metadata: {name: bad}
@@ -212,9 +212,9 @@ struct KubectlTests {
             for fragment in ["spec.size", "less than or equal to 10", "spec.mode", "Unsupported value", "spec.storage", "spec.image"] {
                 #expect(bad.err.contains(fragment), "missing \(fragment) in \(bad.err)")
             }
-            let missing = try local.kubectl(["apply", "-f", "-"], input: "apiVersion: example.tenops.io/v1\nkind: Widget\nmetadata: {name: nospec}\n")
+            let missing = try await local.kubectl(["apply", "-f", "-"], input: "apiVersion: example.tenops.io/v1\nkind: Widget\nmetadata: {name: nospec}\n")
             #expect(missing.err.contains("spec: Required value"), "\(missing.err)")
-            let badName = try local.kubectl(["create", "configmap", "Bad_Name"])
+            let badName = try await local.kubectl(["create", "configmap", "Bad_Name"])
             #expect(badName.status != 0)
             #expect(badName.err.contains("RFC 1123"), "\(badName.err)")
             let client = try local.client()
@@ -236,7 +236,7 @@ struct KubectlTests {
             var orphan = ConfigMap(name: "kept", namespace: "default")
             orphan.metadata.ownerReferences = [OwnerReference(owner: owner)]
             _ = try await client.create(orphan)
-            #expect(try local.kubectl(["delete", "configmap", "owner"]).status == 0)
+            #expect(try await local.kubectl(["delete", "configmap", "owner"]).status == 0)
             let remaining = try await client.list(ConfigMap.self, namespace: "default").items.map(\.name)
             #expect(remaining.isEmpty, "\(remaining)")
 
@@ -244,7 +244,7 @@ struct KubectlTests {
             var released = ConfigMap(name: "released", namespace: "default")
             released.metadata.ownerReferences = [OwnerReference(owner: second)]
             _ = try await client.create(released)
-            #expect(try local.kubectl(["delete", "configmap", "owner2", "--cascade=orphan"]).status == 0)
+            #expect(try await local.kubectl(["delete", "configmap", "owner2", "--cascade=orphan"]).status == 0)
             let survivor = try await client.get(ConfigMap.self, name: "released", namespace: "default")
             #expect(survivor.metadata.ownerReferences.isEmpty)
         }
@@ -265,10 +265,10 @@ struct KubectlTests {
                 guard case KubeAPIError.conflict(let status) = error else { return false }
                 return status.message.contains("the object has been modified")
             }
-            let dry = try local.kubectl(["create", "configmap", "dry", "--dry-run=server", "-o", "name"])
+            let dry = try await local.kubectl(["create", "configmap", "dry", "--dry-run=server", "-o", "name"])
             #expect(dry.status == 0, "\(dry.err)")
             await #expect(throws: KubeAPIError.self) { _ = try await client.get(ConfigMap.self, name: "dry", namespace: "default") }
-            let applyDry = try local.kubectl(["apply", "--dry-run=server", "-f", "-"], input: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry2}\n")
+            let applyDry = try await local.kubectl(["apply", "--dry-run=server", "-f", "-"], input: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry2}\n")
             #expect(applyDry.status == 0, "\(applyDry.err)")
             await #expect(throws: KubeAPIError.self) { _ = try await client.get(ConfigMap.self, name: "dry2", namespace: "default") }
         }
@@ -298,7 +298,7 @@ struct KubectlTests {
             }
             _ = try await client.create(ConfigMap(name: "after-restart", namespace: "default"))
             #expect(try await reader.value == "after-restart")
-            let get = try local.kubectl(["get", "cm", "cm-19"])
+            let get = try await local.kubectl(["get", "cm", "cm-19"])
             #expect(get.status == 0 && get.out.contains("cm-19"))
         }
     }

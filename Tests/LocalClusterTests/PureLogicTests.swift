@@ -3,7 +3,7 @@ import KubeAPI
 import Testing
 @testable import LocalCluster
 
-@Suite("API server pure logic: paths, selectors, patches, schemas, printing, protobuf, the log")
+@Suite("API server pure logic: paths, selectors, patches, schemas, printing, protobuf, the log", .timeLimit(.minutes(5)))
 struct PureLogicTests {
     @Test("paths", arguments: [
         ("/api", APIPath.coreVersions),

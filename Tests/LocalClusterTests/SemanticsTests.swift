@@ -4,7 +4,7 @@ import PKI
 import Testing
 @testable import LocalCluster
 
-@Suite("API semantics of the local API server", .serialized)
+@Suite("API semantics of the local API server", .serialized, .timeLimit(.minutes(5)))
 struct SemanticsTests {
     static let widgets = ResourceType(group: "example.tenops.io", version: "v1", kind: "Widget", plural: "widgets", namespaced: true)
 
@@ -13,12 +13,12 @@ struct SemanticsTests {
         try await LocalServer.with { local in
             let url = "\(local.server.url)/api/v1/namespaces"
             let ca = "\(local.directory.path)/state/pki/ca.crt"
-            let anonymous = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, url])
+            let anonymous = try await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, url])
             #expect(anonymous == "401")
             let stranger = try CertificateAuthority.create(commonName: "stranger").issueClient(commonName: "mallory", organizations: ["system:masters"])
             try local.directory.write("s.crt", try stranger.certificatePEM)
             try local.directory.write("s.key", try stranger.privateKeyPEM)
-            let foreign = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, "--cert", "\(local.directory.path)/s.crt",
+            let foreign = try await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, "--cert", "\(local.directory.path)/s.crt",
                                     "--key", "\(local.directory.path)/s.key", url])
             #expect(foreign != "200")
             let token = try local.server.credentials.issueToken(for: "system:serviceaccount:tenops:operator", groups: ["system:serviceaccounts"])
@@ -36,7 +36,7 @@ struct SemanticsTests {
     func metadataRules() async throws {
         try await LocalServer.with { local in
             let client = try local.client()
-            #expect(try local.kubectl(["apply", "-f", "-"], input: sampleCRD).status == 0)
+            #expect(try await local.kubectl(["apply", "-f", "-"], input: sampleCRD).status == 0)
             var widget = UnstructuredObject(json: ["apiVersion": "example.tenops.io/v1", "kind": "Widget",
                                                    "metadata": ["name": "w", "namespace": "default"], "spec": ["image": "a", "size": 1]])
             let created = UnstructuredObject(json: try await client.create(Self.widgets, namespace: "default", object: widget.json))
@@ -59,7 +59,7 @@ struct SemanticsTests {
     func statusSubresource() async throws {
         try await LocalServer.with { local in
             let client = try local.client()
-            #expect(try local.kubectl(["apply", "-f", "-"], input: sampleCRD).status == 0)
+            #expect(try await local.kubectl(["apply", "-f", "-"], input: sampleCRD).status == 0)
             let created = try await client.create(Self.widgets, namespace: "default", object: [
                 "apiVersion": "example.tenops.io/v1", "kind": "Widget", "metadata": ["name": "s"],
                 "spec": ["image": "a"], "status": ["state": "ignored on create"],
@@ -77,7 +77,7 @@ struct SemanticsTests {
             let mainWritten = try await client.update(Self.widgets, namespace: "default", object: mainWrite)
             #expect(mainWritten["status"]?["state"] == "Normal")
             #expect(mainWritten["spec"]?["image"] == "b")
-            let table = try local.kubectl(["get", "widgets", "s"])
+            let table = try await local.kubectl(["get", "widgets", "s"])
             #expect(table.out.contains("Normal"), "\(table.out)")
         }
     }
@@ -156,13 +156,13 @@ struct SemanticsTests {
                 metadata: {name: tenops, namespace: default}
                 rules: [{apiGroups: [""], resources: [pods], verbs: [get, list, watch]}]
                 """
-            let applied = try local.kubectl(["apply", "-f", "-"], input: manifest)
+            let applied = try await local.kubectl(["apply", "-f", "-"], input: manifest)
             #expect(applied.status == 0, "\(applied.err)")
-            let deployment = try local.kubectl(["get", "deployment", "op", "-o", "json"])
+            let deployment = try await local.kubectl(["get", "deployment", "op", "-o", "json"])
             let object = try JSONParser.parseObject(Data(deployment.out.utf8))
             #expect(object.value(at: ["spec", "replicas"]) == 2)
             #expect(object.value(at: ["spec", "template", "spec", "containers"]).arrayValue?.first?["futureField"] == "kept")
-            let role = try local.kubectl(["get", "role", "tenops", "-o", "jsonpath={.rules[0].verbs}"])
+            let role = try await local.kubectl(["get", "role", "tenops", "-o", "jsonpath={.rules[0].verbs}"])
             #expect(role.out.contains("watch"), "\(role.out)\(role.err)")
         }
     }
@@ -170,8 +170,8 @@ struct SemanticsTests {
     @Test("kubectl explain reads a CRD's schema from OpenAPI v3; apply -k passes a server dry run")
     func explainAndKustomize() async throws {
         try await LocalServer.with { local in
-            #expect(try local.kubectl(["apply", "-f", "-"], input: sampleCRD).status == 0)
-            let explained = try local.kubectl(["explain", "widgets.spec"])
+            #expect(try await local.kubectl(["apply", "-f", "-"], input: sampleCRD).status == 0)
+            let explained = try await local.kubectl(["explain", "widgets.spec"])
             #expect(explained.status == 0, "\(explained.err)")
             #expect(explained.out.contains("size") && explained.out.contains("image"), "\(explained.out)")
 
@@ -189,24 +189,15 @@ struct SemanticsTests {
                 metadata: {name: tenops}
                 """)
             try kustomize.write("kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: default\nresources: [crd.yaml, rbac.yaml]\n")
-            let dry = try local.kubectl(["apply", "-k", kustomize.path, "--dry-run=server"])
+            let dry = try await local.kubectl(["apply", "-k", kustomize.path, "--dry-run=server"])
             #expect(dry.status == 0, "\(dry.err)")
             #expect(dry.out.contains("(server dry run)"), "\(dry.out)")
-            let notStored = try local.kubectl(["get", "role", "tenops"])
+            let notStored = try await local.kubectl(["get", "role", "tenops"])
             #expect(notStored.status != 0)
         }
     }
 }
 
-func curl(_ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = Pipe()
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+func curl(_ arguments: [String]) async throws -> String {
+    try await ChildProcess.run("/usr/bin/curl", ["--max-time", "20"] + arguments).out
 }

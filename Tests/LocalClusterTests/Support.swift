@@ -1,5 +1,6 @@
 import Foundation
 import KubeAPI
+@_exported import TestSupport
 @testable import LocalCluster
 
 /// A directory removed when the test is done with it.
@@ -49,33 +50,21 @@ struct LocalServer: Sendable {
 
     /// Runs the real kubectl against this server.
     @discardableResult
-    func kubectl(_ arguments: [String], input: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        try Kubectl.run(["--kubeconfig", kubeconfig] + arguments, input: input)
+    func kubectl(_ arguments: [String], input: String? = nil) async throws -> ProcessOutput {
+        try await Kubectl.run(["--kubeconfig", kubeconfig] + arguments, input: input)
     }
 }
 
 enum Kubectl {
-    static func run(_ arguments: [String], input: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
-        process.arguments = arguments
+    /// Runs /usr/bin/kubectl with no user configuration or cache, off the cooperative pool.
+    static func run(_ arguments: [String], input: String? = nil) async throws -> ProcessOutput {
         var environment = ProcessInfo.processInfo.environment
         environment["KUBECONFIG"] = nil
         environment["HOME"] = FileManager.default.temporaryDirectory.path  // no user cache or config
-        environment["KUBECACHEDIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("tenops-kubectl-cache-\(UUID().uuidString)").path
-        process.environment = environment
-        let out = Pipe(), err = Pipe(), stdin = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = stdin
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try? stdin.fileHandleForWriting.close()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if let cache = environment["KUBECACHEDIR"] { try? FileManager.default.removeItem(atPath: cache) }
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("tenops-kubectl-cache-\(UUID().uuidString)").path
+        environment["KUBECACHEDIR"] = cache
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        return try await ChildProcess.run("/usr/bin/kubectl", arguments, environment: environment, input: input)
     }
 }
 

@@ -6,7 +6,7 @@ import Testing
 /// The Kubernetes API test double, driven by the real `curl` over mutual TLS. These tests live
 /// here because this target already has the PKI and the double; they check the double's own
 /// answers so that client tests built on it can trust them.
-@Suite("KubeTestDouble: a test double of the Kubernetes API, over real TLS")
+@Suite("KubeTestDouble: a test double of the Kubernetes API, over real TLS", .timeLimit(.minutes(5)))
 struct KubeTestDoubleTests {
     /// One running double with a curl client set up for it.
     struct Harness {

@@ -3,7 +3,7 @@ import KubeTestDouble
 import PKI
 import Testing
 
-@Suite("PKI: certificates over libssl")
+@Suite("PKI: certificates over libssl", .timeLimit(.minutes(5)))
 struct PKITests {
     // MARK: Fields
 

@@ -76,7 +76,8 @@ actor CredentialProvider {
     }
 
     private func readTokenFile(_ path: String) throws(KubeAPIError) -> String {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        // Projected tokens are symlinks that the kubelet swaps: look at what they point to.
+        let attributes = try? FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path)
         let modified = attributes?[.modificationDate] as? Date ?? .distantPast
         let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
         if let cache = tokenFileCache, cache.modified == modified, cache.size == size {

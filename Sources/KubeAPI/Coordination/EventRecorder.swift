@@ -49,20 +49,24 @@ public actor EventRecorder {
         let key = AggregationKey(
             objectUID: object.metadata.uid ?? "", objectKind: object.kind ?? "", objectKey: object.key, type: type.rawValue,
             reason: reason, message: message)
-        if let previous = recorded[key] {
-            let count = previous.count + 1
-            let patch: JSONValue = ["count": .int(Int64(count)), "lastTimestamp": .string(KubeTime.format(now))]
+        // The cache is updated before any await, so that concurrent calls for the same event
+        // (the actor is reentrant at awaits) count up instead of creating twice.
+        if var previous = recorded[key] {
+            previous.count += 1
+            recorded[key] = previous
+            let patch: JSONValue = ["count": .int(Int64(previous.count)), "lastTimestamp": .string(KubeTime.format(now))]
             do {
-                let updated = try await client.patch(
+                return try await client.patch(
                     CoreEvent.self, name: previous.eventName, namespace: previous.namespace, patchType: .merge, patch: patch)
-                recorded[key]?.count = count
-                return updated
             } catch {
                 // The Event may have expired (events have a TTL); record it afresh.
                 recorded[key] = nil
             }
         }
-        var event = CoreEvent(name: Self.eventName(for: object, now: now), namespace: namespace)
+        if recorded.count >= maxCacheEntries { recorded.removeAll(keepingCapacity: true) }
+        let name = Self.eventName(for: object, now: now)
+        recorded[key] = Recorded(eventName: name, namespace: namespace, count: 1)
+        var event = CoreEvent(name: name, namespace: namespace)
         event.involvedObject = ObjectReference(object)
         event.type = type.rawValue
         event.reason = reason
@@ -74,11 +78,9 @@ public actor EventRecorder {
         event.reportingComponent = component
         event.reportingInstance = instance
         do {
-            let created = try await client.create(event)
-            if recorded.count >= maxCacheEntries { recorded.removeAll(keepingCapacity: true) }
-            recorded[key] = Recorded(eventName: created.metadata.name ?? event.name, namespace: namespace, count: 1)
-            return created
+            return try await client.create(event)
         } catch {
+            recorded[key] = nil
             logger.warning("could not record event", metadata: ["reason": "\(reason)", "object": "\(object.key)", "error": "\(error)"])
             return nil
         }

@@ -43,6 +43,7 @@ public final class LeaderElector: Sendable {
     private struct Observation {
         var holder: String?
         var renewTime: String?
+        var duration: Duration
         var observedAt: ContinuousClock.Instant
     }
     private struct State {
@@ -53,7 +54,11 @@ public final class LeaderElector: Sendable {
     private let state = Mutex(State())
 
     public init(client: KubeClient, config: LeaderElectionConfig, logger: Logger = Logger(label: "tenops.leader")) {
-        self.client = client
+        // Lease calls never retry and never outlive the renew deadline: a leader that cannot
+        // reach the API must find out in time to step down.
+        let timeout = min(client.requestTimeout, max(.milliseconds(200), config.renewDeadline / 2))
+        self.client = KubeClient(config: client.config, transport: client.transport, retryPolicy: .none, requestTimeout: timeout,
+                                 userAgent: client.userAgent, logger: client.logger)
         self.config = config
         self.logger = logger
     }
@@ -102,12 +107,14 @@ public final class LeaderElector: Sendable {
                 var fresh = Lease(name: config.leaseName, namespace: config.namespace)
                 fresh.spec = newRecord(now: now, transitions: 0)
                 _ = try await client.create(fresh)
-                observe(holder: config.identity, renewTime: fresh.spec.json["renewTime"]?.stringValue)
+                observe(holder: config.identity, renewTime: fresh.spec.json["renewTime"]?.stringValue, duration: config.leaseDuration)
                 setLeading(true)
                 return true
             }
             let spec = lease.spec
-            observe(holder: spec.holderIdentity.flatMap { $0.isEmpty ? nil : $0 }, renewTime: spec.json["renewTime"]?.stringValue)
+            // The holder's own lease duration decides when its lease expires.
+            observe(holder: spec.holderIdentity.flatMap { $0.isEmpty ? nil : $0 }, renewTime: spec.json["renewTime"]?.stringValue,
+                    duration: .seconds(max(1, spec.leaseDurationSeconds ?? Int(config.leaseDuration.components.seconds))))
             let heldByUs = spec.holderIdentity == config.identity
             if !heldByUs, let holder = spec.holderIdentity, !holder.isEmpty, !observedExpired() {
                 setLeading(false)
@@ -122,7 +129,7 @@ public final class LeaderElector: Sendable {
             }
             updated.spec = record
             let written = try await client.update(updated)
-            observe(holder: config.identity, renewTime: written.spec.json["renewTime"]?.stringValue)
+            observe(holder: config.identity, renewTime: written.spec.json["renewTime"]?.stringValue, duration: config.leaseDuration)
             setLeading(true)
             return true
         } catch {
@@ -143,7 +150,7 @@ public final class LeaderElector: Sendable {
             spec.renewTime = Date()
             lease.spec = spec
             _ = try await client.update(lease)
-            observe(holder: nil, renewTime: nil)
+            observe(holder: nil, renewTime: nil, duration: .seconds(1))
         } catch {
             logger.warning("could not release the lease", metadata: ["error": "\(error)"])
         }
@@ -164,9 +171,13 @@ public final class LeaderElector: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: config.retryPeriod)
             if Task.isCancelled { return }
+            let attemptStarted = ContinuousClock.now
             if await tryAcquireOrRenew() {
-                lastRenew = .now
-            } else if !isLeader || lastRenew.duration(to: .now) > config.renewDeadline {
+                lastRenew = attemptStarted  // the lease counts from when the renewal was sent
+                continue
+            }
+            // Someone else holds it, or the deadline passed without a renewal: step down.
+            if !isLeader || lastRenew.duration(to: .now) > config.renewDeadline {
                 logger.warning("could not renew the lease within the deadline", metadata: ["lease": "\(config.leaseName)"])
                 return
             }
@@ -183,11 +194,11 @@ public final class LeaderElector: Sendable {
         return spec
     }
 
-    private func observe(holder: String?, renewTime: String?) {
+    private func observe(holder: String?, renewTime: String?, duration: Duration) {
         let (changedHolder, handlers) = state.withLock { state -> (Bool, [@Sendable (String?) -> Void]) in
             let previous = state.observation
             if previous?.holder != holder || previous?.renewTime != renewTime || previous == nil {
-                state.observation = Observation(holder: holder, renewTime: renewTime, observedAt: .now)
+                state.observation = Observation(holder: holder, renewTime: renewTime, duration: duration, observedAt: .now)
             }
             return (previous?.holder != holder || previous == nil, state.holderHandlers)
         }
@@ -197,7 +208,7 @@ public final class LeaderElector: Sendable {
     private func observedExpired() -> Bool {
         state.withLock { state in
             guard let observation = state.observation else { return true }
-            return observation.observedAt.duration(to: .now) > config.leaseDuration
+            return observation.observedAt.duration(to: .now) > observation.duration
         }
     }
 

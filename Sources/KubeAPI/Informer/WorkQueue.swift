@@ -38,7 +38,7 @@ public actor WorkQueue<Key: Hashable & Sendable> {
     // Token bucket state.
     private var tokens: Double
     private var lastRefill: ContinuousClock.Instant
-    private var delayed: [Key: Task<Void, Never>] = [:]
+    private var delayed: [Key: (due: ContinuousClock.Instant, task: Task<Void, Never>)] = [:]
 
     public init(rateLimiter: RateLimiter = RateLimiter()) {
         self.limiter = rateLimiter
@@ -95,12 +95,15 @@ public actor WorkQueue<Key: Hashable & Sendable> {
             add(key)
             return
         }
-        delayed[key]?.cancel()
-        delayed[key] = Task { [weak self] in
-            try? await Task.sleep(for: delay)
+        // As in client-go, the earliest time asked for wins.
+        let due = ContinuousClock.now + delay
+        if let pending = delayed[key], pending.due <= due { return }
+        delayed[key]?.task.cancel()
+        delayed[key] = (due, Task { [weak self] in
+            try? await Task.sleep(until: due, clock: .continuous)
             guard !Task.isCancelled else { return }
             await self?.fireDelayed(key)
-        }
+        })
     }
 
     private func fireDelayed(_ key: Key) {
@@ -129,7 +132,7 @@ public actor WorkQueue<Key: Hashable & Sendable> {
     /// Stops accepting keys and wakes idle workers with nil.
     public func shutDown() {
         shuttingDown = true
-        for task in delayed.values { task.cancel() }
+        for pending in delayed.values { pending.task.cancel() }
         delayed = [:]
         let idle = waiters
         waiters = []

@@ -63,7 +63,9 @@ extension JSONBacked {
 /// Kubernetes timestamps: RFC 3339 in UTC, with microseconds for MicroTime fields.
 public enum KubeTime {
     public static func format(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        // Years 1 to 9999: what RFC 3339 can say, and what a hostile value is clamped to.
+        let clamped = min(max(date.timeIntervalSince1970.isFinite ? date.timeIntervalSince1970 : 0, -62_135_596_800), 253_402_300_799)
+        var seconds = time_t(clamped.rounded(.down))
         var parts = tm()
         gmtime_r(&seconds, &parts)
         return String(
@@ -72,8 +74,9 @@ public enum KubeTime {
     }
 
     public static func formatMicro(_ date: Date) -> String {
-        let whole = date.timeIntervalSince1970.rounded(.down)
-        let micros = Int(((date.timeIntervalSince1970 - whole) * 1_000_000).rounded(.down))
+        let time = min(max(date.timeIntervalSince1970.isFinite ? date.timeIntervalSince1970 : 0, -62_135_596_800), 253_402_300_799)
+        let whole = time.rounded(.down)
+        let micros = min(999_999, max(0, Int(((time - whole) * 1_000_000).rounded(.down))))
         var text = format(Date(timeIntervalSince1970: whole))
         text.removeLast()
         return text + String(format: ".%06dZ", micros)

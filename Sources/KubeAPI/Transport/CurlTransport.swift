@@ -98,8 +98,15 @@ final class Transfer: @unchecked Sendable {
         guard let easy = curl_easy_init() else { throw KubeAPIError.transport("curl_easy_init failed") }
         self.easy = easy
         self.mode = mode
-        self.description = "\(request.method) \(request.url)"
+        self.description = "\(request.method) \(Transfer.redacted(request.url))"
         try configure(request: request, tls: tls)
+    }
+
+    /// A URL without any user:password part, for messages.
+    static func redacted(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
+              !url[scheme.upperBound..<at].contains("/") else { return url }
+        return String(url[..<scheme.upperBound]) + String(url[url.index(after: at)...])
     }
 
     deinit {
@@ -297,6 +304,8 @@ final class CurlMultiLoop: @unchecked Sendable {
     private let pending = Mutex(Pending())
     /// Transfers owned by the multi handle, by easy-handle address. I/O thread only.
     private var active: [UnsafeMutableRawPointer: Transfer] = [:]
+    /// Transfers cancelled before their submission reached the I/O thread. I/O thread only.
+    private var cancelledEarly: [ObjectIdentifier: Transfer] = [:]
 
     init() {
         CurlGlobal.initialize()
@@ -327,6 +336,11 @@ final class CurlMultiLoop: @unchecked Sendable {
                 return taken
             }
             for transfer in work.toAdd where !transfer.finished {
+                // Cancelled before it was handed over: fail it now that its callbacks are set.
+                if cancelledEarly.removeValue(forKey: ObjectIdentifier(transfer)) != nil {
+                    transfer.fail(.cancelled)
+                    continue
+                }
                 let code = curl_multi_add_handle(multi, transfer.easy)
                 if code == CURLM_OK {
                     active[transfer.easy] = transfer
@@ -334,12 +348,15 @@ final class CurlMultiLoop: @unchecked Sendable {
                     transfer.fail(.transport("curl_multi_add_handle: \(String(cString: curl_multi_strerror(code)))"))
                 }
             }
-            for transfer in work.toCancel {
-                let key = transfer.easy
-                if active.removeValue(forKey: key) != nil {
+            for transfer in work.toCancel where !transfer.finished {
+                if active.removeValue(forKey: transfer.easy) != nil {
                     curl_multi_remove_handle(multi, transfer.easy)
+                    transfer.fail(.cancelled)
+                } else {
+                    // Its submission has not arrived yet (a Task cancelled before it started):
+                    // the transfer's callbacks may not be set, so it is failed on arrival.
+                    cancelledEarly[ObjectIdentifier(transfer)] = transfer
                 }
-                if !transfer.finished { transfer.fail(.cancelled) }
             }
             curl_multi_perform(multi, &running)
             var remaining: Int32 = 0

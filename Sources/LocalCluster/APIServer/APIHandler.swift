@@ -124,6 +124,8 @@ final class APIHandler: Sendable {
                                                      includeObject: request.query["includeObject"] ?? "Metadata", now: Date()))
             }
             return .json(200, .object(object))
+        case ("POST", let name?) where target.subresource == "binding":
+            return try bind(request, namespace: namespace ?? "", name: name)
         case ("POST", nil):
             guard !resource.namespaced || namespace != nil else {
                 throw APIError.methodNotAllowed("POST is not allowed on \(resource.plural) across namespaces; name a namespace")
@@ -188,21 +190,26 @@ final class APIHandler: Sendable {
 
     private func list(_ request: APIRequest, resource: ServedResource, namespace: String?) throws -> APIResponse {
         let matches = try selectors(request)
-        let (all, version) = storage.list(resource.storageKey, namespace: namespace)
+        let (all, currentVersion) = storage.list(resource.storageKey, namespace: namespace)
         var objects = all.filter(matches)
         var continueToken: String?
+        // Every page reports the first page's resourceVersion, so that a client watching from
+        // it after the last page is replayed whatever changed meanwhile, as with Kubernetes.
+        var version = currentVersion
         if let token = request.query["continue"], !token.isEmpty {
-            guard let decoded = Data(base64Encoded: token).map({ String(decoding: $0, as: UTF8.self) }), decoded.contains("\u{0}") else {
+            let parts = Data(base64Encoded: token).map { String(decoding: $0, as: UTF8.self) }?
+                .split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init) ?? []
+            guard parts.count == 3, let first = Int64(parts[0]) else {
                 throw APIError.badRequest("continue key is not valid: the token is malformed")
             }
-            let parts = decoded.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            let after = (parts[0], parts.count > 1 ? parts[1] : "")
+            version = first
+            let after = (parts[1], parts[2])
             objects = objects.filter { (($0["metadata"]?["namespace"].stringValue ?? ""), ($0["metadata"]?["name"].stringValue ?? "")) > after }
         }
         if let limit = request.query["limit"].flatMap(Int.init), limit > 0, objects.count > limit {
             objects = Array(objects.prefix(limit))
             let last = objects.last!["metadata"] ?? .null
-            continueToken = Data("\(last["namespace"].stringValue ?? "")\u{0}\(last["name"].stringValue ?? "")".utf8).base64EncodedString()
+            continueToken = Data("\(version)\u{0}\(last["namespace"].stringValue ?? "")\u{0}\(last["name"].stringValue ?? "")".utf8).base64EncodedString()
         }
         if TablePrinter.wantsTable(request.accept) {
             return .json(200, TablePrinter.table(for: resource, objects: objects, resourceVersion: version, continueToken: continueToken,
@@ -231,7 +238,7 @@ final class APIHandler: Sendable {
             let expired = APIError.gone("too old resource version: \(requested) (\(storage.resourceVersion))")
             return .rawJSON(200, Array(JSONWriter.data(["type": "ERROR", "object": expired.body]).appending(0x0A)))
         }
-        let timeout = request.query["timeoutSeconds"].flatMap(Int.init).map { Duration.seconds(max(1, $0)) }
+        let timeout = request.query["timeoutSeconds"].flatMap(Int.init).map { Duration.seconds(min(max(1, $0), 86_400)) }
         return .watch(WatchStream(
             id: opened.id, replay: opened.replay, live: opened.stream, filter: matches, timeout: timeout,
             bookmarks: request.flag("allowWatchBookmarks"), asTable: TablePrinter.wantsTable(request.accept)))
@@ -252,9 +259,9 @@ final class APIHandler: Sendable {
         return line
     }
 
-    func bookmarkLine(_ resource: ServedResource) -> [UInt8] {
+    func bookmarkLine(_ resource: ServedResource, resourceVersion: Int64) -> [UInt8] {
         let object: JSONValue = ["kind": .string(resource.kind), "apiVersion": .string(resource.apiVersion),
-                                 "metadata": ["resourceVersion": .string(String(storage.resourceVersion))]]
+                                 "metadata": ["resourceVersion": .string(String(resourceVersion))]]
         return Array(JSONWriter.data(["type": "BOOKMARK", "object": object])) + [0x0A]
     }
 
@@ -311,14 +318,12 @@ final class APIHandler: Sendable {
 
     private func update(_ request: APIRequest, resource: ServedResource, namespace: String, name: String, subresource: String?) throws -> APIResponse {
         let body = try parseBody(request)
-        let old = try fetch(resource, namespace, name)
         let expected = body["metadata"]?["resourceVersion"].stringValue
-        return try replace(old: old, with: body, expected: expected, request: request, resource: resource, namespace: namespace, name: name,
-                           subresource: subresource)
+        return try replace(expected: expected, request: request, resource: resource, namespace: namespace, name: name,
+                           subresource: subresource) { _ in body }
     }
 
     private func patch(_ request: APIRequest, resource: ServedResource, namespace: String, name: String, subresource: String?) throws -> APIResponse {
-        let old = try fetch(resource, namespace, name)
         let patch: JSONValue
         do {
             patch = try JSONParser.parse(request.body)
@@ -326,64 +331,97 @@ final class APIHandler: Sendable {
             throw APIError.badRequest("the patch is not valid JSON: \(error)")
         }
         let mediaType = request.contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        let patched: JSONValue
-        do {
-            switch mediaType {
-            case "application/merge-patch+json":
-                guard patch.objectValue != nil else { throw APIError.badRequest("a merge patch must be a JSON object") }
-                patched = Patches.merge(.object(old), patch)
-            case "application/json-patch+json":
-                patched = try Patches.jsonPatch(.object(old), patch)
-            case "application/strategic-merge-patch+json":
-                guard resource.crdName == nil else {
-                    throw APIError(code: 415, reason: "UnsupportedMediaType",
-                                   message: "strategic merge patch is not supported for a custom resource; use a merge patch")
-                }
-                guard patch.objectValue != nil else { throw APIError.badRequest("a strategic merge patch must be a JSON object") }
-                patched = try Patches.strategicMerge(.object(old), patch)
-            default:
-                throw APIError.unsupportedMediaType(mediaType)
+        switch mediaType {
+        case "application/merge-patch+json", "application/strategic-merge-patch+json":
+            guard patch.objectValue != nil else { throw APIError.badRequest("a merge patch must be a JSON object") }
+            if mediaType.hasPrefix("application/strategic"), resource.crdName != nil {
+                throw APIError(code: 415, reason: "UnsupportedMediaType",
+                               message: "strategic merge patch is not supported for a custom resource; use a merge patch")
             }
-        } catch let error as Patches.PatchError {
-            throw APIError(code: 422, reason: "Invalid", message: error.message)
+        case "application/json-patch+json":
+            break
+        default:
+            throw APIError.unsupportedMediaType(mediaType)
         }
-        guard case .object(let body) = patched else { throw APIError(code: 422, reason: "Invalid", message: "the patch did not produce an object") }
         let expected = patch["metadata"]["resourceVersion"].stringValue
-        return try replace(old: old, with: body, expected: expected, request: request, resource: resource, namespace: namespace, name: name,
-                           subresource: subresource)
+        // The patch applies to the object as it is at each attempt.
+        return try replace(expected: expected, request: request, resource: resource, namespace: namespace, name: name,
+                           subresource: subresource) { old in
+            let patched: JSONValue
+            do {
+                switch mediaType {
+                case "application/merge-patch+json": patched = Patches.merge(.object(old), patch)
+                case "application/json-patch+json": patched = try Patches.jsonPatch(.object(old), patch)
+                default: patched = try Patches.strategicMerge(.object(old), patch)
+                }
+            } catch let error as Patches.PatchError {
+                throw APIError(code: 422, reason: "Invalid", message: error.message)
+            }
+            guard case .object(let body) = patched else { throw APIError(code: 422, reason: "Invalid", message: "the patch did not produce an object") }
+            return body
+        }
     }
 
-    private func replace(old: JSONObject, with body: JSONObject, expected: String?, request: APIRequest, resource: ServedResource,
-                         namespace: String, name: String, subresource: String?) throws -> APIResponse {
-        let object = try ObjectLifecycle.prepareUpdate(body, old: old, resource: resource, subresource: subresource,
-                                                       pathNamespace: namespace, name: name)
-        if object == old {
-            return .json(200, .object(old))  // a no-op write keeps the resourceVersion, as Kubernetes does
-        }
-        if resource.storageKey == "customresourcedefinitions.apiextensions.k8s.io", subresource == nil {
-            _ = try ObjectLifecycle.servedResources(of: object)
-        }
-        // The last finalizer gone from an object being deleted: it goes.
-        let deleting = object["metadata"]?["deletionTimestamp"].stringValue != nil
-        let finalizers = object["metadata"]?["finalizers"].arrayValue ?? []
-        do {
-            if deleting, finalizers.isEmpty {
-                let removed = try storage.commit(.delete(expectedResourceVersion: expected), resource: resource.storageKey, namespace: namespace,
-                                                 name: name, object: object, dryRun: request.dryRun)
-                if !request.dryRun { try afterDelete(removed, resource: resource, policy: "Background") }
-                return .json(200, .object(removed))
+    /// Read, transform, write with the read version as the precondition; on a conflict, read
+    /// again and retry, unless the client itself named the version (then the 409 is theirs).
+    private func replace(expected: String?, request: APIRequest, resource: ServedResource, namespace: String, name: String,
+                         subresource: String?, body makeBody: (JSONObject) throws -> JSONObject) throws -> APIResponse {
+        for _ in 0..<32 {
+            let old = try fetch(resource, namespace, name)
+            let object = try ObjectLifecycle.prepareUpdate(try makeBody(old), old: old, resource: resource, subresource: subresource,
+                                                           pathNamespace: namespace, name: name)
+            if let expected, !expected.isEmpty, old["metadata"]?["resourceVersion"].stringValue != expected {
+                throw APIError.conflict(resource, name)
             }
-            let stored = try storage.commit(.update(expectedResourceVersion: expected), resource: resource.storageKey, namespace: namespace,
-                                            name: name, object: object, dryRun: request.dryRun)
-            if resource.storageKey == "customresourcedefinitions.apiextensions.k8s.io", subresource == nil, !request.dryRun {
-                return .json(200, .object(try establish(stored)))
+            if object == old {
+                return .json(200, .object(old))  // a no-op write keeps the resourceVersion, as Kubernetes does
             }
-            return .json(200, .object(stored))
-        } catch APIStorage.StorageError.conflict {
-            throw APIError.conflict(resource, name)
-        } catch APIStorage.StorageError.notFound {
-            throw APIError.notFound(resource, name)
+            if resource.storageKey == "customresourcedefinitions.apiextensions.k8s.io", subresource == nil {
+                _ = try ObjectLifecycle.servedResources(of: object)
+            }
+            let precondition = old["metadata"]?["resourceVersion"].stringValue
+            // The last finalizer gone from an object being deleted: it goes, unless it is a pod
+            // whose node has yet to stop it (the node finishes with a zero grace period).
+            let deleting = object["metadata"]?["deletionTimestamp"].stringValue != nil
+            let finalizers = object["metadata"]?["finalizers"].arrayValue ?? []
+            let graceLeft = (object["metadata"]?["deletionGracePeriodSeconds"].intValue ?? 0) > 0 && resource.storageKey == "pods"
+            do {
+                if deleting, finalizers.isEmpty, !graceLeft {
+                    let removed = try storage.commit(.delete(expectedResourceVersion: precondition), resource: resource.storageKey,
+                                                     namespace: namespace, name: name, object: object, dryRun: request.dryRun)
+                    if !request.dryRun { try afterDelete(removed, resource: resource, policy: "Background") }
+                    return .json(200, .object(removed))
+                }
+                let stored = try storage.commit(.update(expectedResourceVersion: precondition), resource: resource.storageKey,
+                                                namespace: namespace, name: name, object: object, dryRun: request.dryRun)
+                if resource.storageKey == "customresourcedefinitions.apiextensions.k8s.io", subresource == nil, !request.dryRun {
+                    return .json(200, .object(try establish(stored)))
+                }
+                return .json(200, .object(stored))
+            } catch APIStorage.StorageError.conflict {
+                continue
+            } catch APIStorage.StorageError.notFound {
+                throw APIError.notFound(resource, name)
+            }
         }
+        throw APIError.conflict(resource, name)
+    }
+
+    /// The same loop for the server's own changes: `change` returns nil when nothing is to do.
+    @discardableResult
+    func guaranteedUpdate(_ resource: ServedResource, namespace: String, name: String,
+                          _ change: (JSONObject) throws -> JSONObject?) throws -> JSONObject? {
+        for _ in 0..<32 {
+            guard let old = storage.get(resource.storageKey, namespace: namespace, name: name) else { return nil }
+            guard let new = try change(old) else { return old }
+            do {
+                return try storage.commit(.update(expectedResourceVersion: old["metadata"]?["resourceVersion"].stringValue),
+                                          resource: resource.storageKey, namespace: namespace, name: name, object: new)
+            } catch APIStorage.StorageError.conflict {
+                continue
+            }
+        }
+        throw APIError.conflict(resource, name)
     }
 
     // MARK: Delete
@@ -427,33 +465,42 @@ final class APIHandler: Sendable {
     /// Deletes one object: graceful for pods bound to a node, deferred while finalizers remain,
     /// and cascading to dependents according to `policy`.
     @discardableResult
-    private func deleteObject(_ old: JSONObject, resource: ServedResource, namespace: String, name: String, policy: String,
+    private func deleteObject(_ initial: JSONObject, resource: ServedResource, namespace: String, name: String, policy: String,
                               grace: Int?, dryRun: Bool) throws -> JSONObject {
-        var metadata = old["metadata"]?.objectValue ?? [:]
-        var finalizers = metadata["finalizers"]?.arrayValue ?? []
-        if policy == "Foreground", !finalizers.contains("foregroundDeletion") { finalizers.append("foregroundDeletion") }
-        if policy == "Orphan", !finalizers.contains("orphan") { finalizers.append("orphan") }
-        let podGrace = resource.storageKey == "pods" && old["spec"]?["nodeName"].stringValue != nil
-            ? (grace ?? Int(old["spec"]?["terminationGracePeriodSeconds"].intValue ?? 30)) : 0
-        if !finalizers.isEmpty || podGrace > 0 {
-            if metadata["deletionTimestamp"] == nil {
-                metadata["deletionTimestamp"] = .string(KubeTime.format(Date().addingTimeInterval(TimeInterval(podGrace))))
-                metadata["deletionGracePeriodSeconds"] = .int(Int64(podGrace))
-            } else if podGrace == 0, finalizers.isEmpty {
-                // fall through to removal below
+        var old = initial
+        for _ in 0..<32 {
+            let precondition = old["metadata"]?["resourceVersion"].stringValue
+            var metadata = old["metadata"]?.objectValue ?? [:]
+            var finalizers = metadata["finalizers"]?.arrayValue ?? []
+            if policy == "Foreground", !finalizers.contains("foregroundDeletion") { finalizers.append("foregroundDeletion") }
+            if policy == "Orphan", !finalizers.contains("orphan") { finalizers.append("orphan") }
+            let requested = grace ?? Int(clamping: old["spec"]?["terminationGracePeriodSeconds"].intValue ?? 30)
+            let podGrace = resource.storageKey == "pods" && old["spec"]?["nodeName"].stringValue != nil ? min(max(requested, 0), 86_400 * 365) : 0
+            do {
+                if !finalizers.isEmpty || podGrace > 0 {
+                    if metadata["deletionTimestamp"] == nil {
+                        metadata["deletionTimestamp"] = .string(KubeTime.format(Date().addingTimeInterval(TimeInterval(podGrace))))
+                        metadata["deletionGracePeriodSeconds"] = .int(Int64(podGrace))
+                    }
+                    metadata["finalizers"] = finalizers.isEmpty ? nil : .array(finalizers)
+                    var marked = old
+                    marked["metadata"] = .object(metadata.filter { !$0.value.isNull })
+                    if marked == old { return old }
+                    let stored = try storage.commit(.update(expectedResourceVersion: precondition), resource: resource.storageKey,
+                                                    namespace: namespace, name: name, object: marked, dryRun: dryRun)
+                    if !dryRun { try processDeletionFinalizers(stored, resource: resource) }
+                    return storage.get(resource.storageKey, namespace: namespace, name: name) ?? stored
+                }
+                let removed = try storage.commit(.delete(expectedResourceVersion: precondition), resource: resource.storageKey,
+                                                 namespace: namespace, name: name, object: old, dryRun: dryRun)
+                if !dryRun { try afterDelete(removed, resource: resource, policy: policy) }
+                return removed
+            } catch APIStorage.StorageError.conflict {
+                guard let fresh = storage.get(resource.storageKey, namespace: namespace, name: name) else { throw APIError.notFound(resource, name) }
+                old = fresh
             }
-            metadata["finalizers"] = finalizers.isEmpty ? nil : .array(finalizers)
-            var marked = old
-            marked["metadata"] = .object(metadata.filter { !$0.value.isNull })
-            let stored = try storage.commit(.update(expectedResourceVersion: nil), resource: resource.storageKey, namespace: namespace,
-                                            name: name, object: marked, dryRun: dryRun)
-            if !dryRun { try processDeletionFinalizers(stored, resource: resource) }
-            return storage.get(resource.storageKey, namespace: namespace, name: name) ?? stored
         }
-        let removed = try storage.commit(.delete(expectedResourceVersion: nil), resource: resource.storageKey, namespace: namespace,
-                                         name: name, object: old, dryRun: dryRun)
-        if !dryRun { try afterDelete(removed, resource: resource, policy: policy) }
-        return removed
+        throw APIError.conflict(resource, name)
     }
 
     /// Acts on the garbage collector's finalizers at once: foreground deletes dependents first,
@@ -464,15 +511,22 @@ final class APIHandler: Sendable {
         let namespace = object["metadata"]?["namespace"].stringValue ?? ""
         let name = object["metadata"]?["name"].stringValue ?? ""
         try cascade(from: object, policy: finalizers.contains("orphan") ? "Orphan" : "Foreground")
-        guard var current = storage.get(resource.storageKey, namespace: namespace, name: name) else { return }
-        var metadata = current["metadata"]?.objectValue ?? [:]
-        let remaining = finalizers.filter { $0 != "foregroundDeletion" && $0 != "orphan" }
-        metadata["finalizers"] = remaining.isEmpty ? nil : .array(remaining.map(JSONValue.string))
-        current["metadata"] = .object(metadata.filter { !$0.value.isNull })
-        if remaining.isEmpty && resource.storageKey != "pods" {
-            try storage.commit(.delete(expectedResourceVersion: nil), resource: resource.storageKey, namespace: namespace, name: name, object: current)
-        } else {
-            try storage.commit(.update(expectedResourceVersion: nil), resource: resource.storageKey, namespace: namespace, name: name, object: current)
+        let released = try guaranteedUpdate(resource, namespace: namespace, name: name) { current in
+            var metadata = current["metadata"]?.objectValue ?? [:]
+            let remaining = (metadata["finalizers"]?.arrayValue ?? []).filter { $0 != "foregroundDeletion" && $0 != "orphan" }
+            metadata["finalizers"] = remaining.isEmpty ? nil : .array(remaining)
+            var updated = current
+            updated["metadata"] = .object(metadata.filter { !$0.value.isNull })
+            return updated == current ? nil : updated
+        }
+        // Nothing holds it any more: it goes (a pod still waits for its node).
+        if let released, (released["metadata"]?["finalizers"].arrayValue ?? []).isEmpty, resource.storageKey != "pods" {
+            do {
+                try storage.commit(.delete(expectedResourceVersion: released["metadata"]?["resourceVersion"].stringValue),
+                                   resource: resource.storageKey, namespace: namespace, name: name, object: released)
+            } catch APIStorage.StorageError.conflict {
+                // Changed meanwhile: whoever changed it sees the deletionTimestamp and finishes.
+            }
         }
     }
 
@@ -510,12 +564,14 @@ final class APIHandler: Sendable {
                 let namespace = dependent["metadata"]?["namespace"].stringValue ?? ""
                 let name = dependent["metadata"]?["name"].stringValue ?? ""
                 if policy == "Orphan" {
-                    var released = dependent
-                    var metadata = released["metadata"]?.objectValue ?? [:]
-                    let remaining = references.filter { $0["uid"].stringValue != uid }
-                    metadata["ownerReferences"] = remaining.isEmpty ? nil : .array(remaining)
-                    released["metadata"] = .object(metadata.filter { !$0.value.isNull })
-                    try storage.commit(.update(expectedResourceVersion: nil), resource: served.storageKey, namespace: namespace, name: name, object: released)
+                    try guaranteedUpdate(served, namespace: namespace, name: name) { current in
+                        var metadata = current["metadata"]?.objectValue ?? [:]
+                        let remaining = (metadata["ownerReferences"]?.arrayValue ?? []).filter { $0["uid"].stringValue != uid }
+                        metadata["ownerReferences"] = remaining.isEmpty ? nil : .array(remaining)
+                        var released = current
+                        released["metadata"] = .object(metadata.filter { !$0.value.isNull })
+                        return released == current ? nil : released
+                    }
                 } else if dependent["metadata"]?["deletionTimestamp"].isNull ?? true {
                     try deleteObject(dependent, resource: served, namespace: namespace, name: name, policy: policy == "Foreground" ? "Foreground" : "Background",
                                      grace: nil, dryRun: false)
@@ -536,6 +592,35 @@ final class APIHandler: Sendable {
         }
         return .json(200, .object(["kind": .string("\(resource.kind)List"), "apiVersion": .string(resource.apiVersion),
                                    "metadata": ["resourceVersion": .string(String(storage.resourceVersion))], "items": .array(deleted)]))
+    }
+
+    /// `pods/NAME/binding`: how a scheduler assigns a pod to a node. A pod is bound once.
+    private func bind(_ request: APIRequest, namespace: String, name: String) throws -> APIResponse {
+        let body = try parseBody(request)
+        guard let node = body["target"]?["name"].stringValue, !node.isEmpty else {
+            throw APIError.invalid(kind: "Binding", group: "", name: name, causes: [.required("target.name")])
+        }
+        let pods = registry.builtIn.first { $0.plural == "pods" }!
+        let expected = body["metadata"]?["resourceVersion"].stringValue
+        _ = try fetch(pods, namespace, name)
+        try guaranteedUpdate(pods, namespace: namespace, name: name) { current in
+            if let expected, !expected.isEmpty, current["metadata"]?["resourceVersion"].stringValue != expected {
+                throw APIError.conflict(pods, name)
+            }
+            if let bound = current["spec"]?["nodeName"].stringValue, !bound.isEmpty {
+                throw APIError(code: 409, reason: "Conflict", message: "pod \(name) is already assigned to node \"\(bound)\"")
+            }
+            if current["metadata"]?["deletionTimestamp"].isNull == false {
+                throw APIError(code: 409, reason: "Conflict", message: "pod \(name) is being deleted")
+            }
+            guard !request.dryRun else { return nil }
+            var pod = current
+            var spec = pod["spec"]?.objectValue ?? [:]
+            spec["nodeName"] = .string(node)
+            pod["spec"] = .object(spec)
+            return pod
+        }
+        return .json(201, .object(["kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success", "code": 201]))
     }
 
     // MARK: Logs

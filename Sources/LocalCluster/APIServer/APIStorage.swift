@@ -9,6 +9,9 @@ struct StoredEvent: Sendable {
     var resource: String
     var namespace: String
     var object: JSONObject
+    /// The object before a modification, so that a watch with a selector can tell an object
+    /// leaving it (DELETED) from one changing inside it.
+    var previous: JSONObject? = nil
     /// The object serialised once, shared by every watcher.
     var objectJSON: [UInt8]
     var resourceVersion: Int64
@@ -47,6 +50,8 @@ final class APIStorage: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Events a watcher may fall behind by before it is closed.
+    static let watcherBuffer = 50_000
     private let log: WriteAheadLog?
     let historyWindow: Int
 
@@ -155,10 +160,15 @@ final class APIStorage: Sendable {
             case .update: kind = .modified
             case .delete: kind = .deleted
             }
-            let event = StoredEvent(kind: kind, resource: resource, namespace: namespace, object: stored, objectJSON: json, resourceVersion: version)
+            var event = StoredEvent(kind: kind, resource: resource, namespace: namespace, object: stored, objectJSON: json, resourceVersion: version)
+            if kind == .modified { event.previous = existing }
             Self.appendHistory(event, to: &state, window: historyWindow)
-            for watcher in state.watchers.values where watcher.resource == resource && (watcher.namespace == nil || watcher.namespace == namespace) {
-                watcher.continuation.yield(event)
+            for (id, watcher) in state.watchers where watcher.resource == resource && (watcher.namespace == nil || watcher.namespace == namespace) {
+                if case .dropped = watcher.continuation.yield(event) {
+                    // Too far behind: close it; the client resumes from its last version.
+                    state.watchers[id] = nil
+                    watcher.continuation.finish()
+                }
             }
             return stored
         }
@@ -185,7 +195,7 @@ final class APIStorage: Sendable {
 
     /// Opens a watch. Returns nil when `after` is older than the history window (410 Gone).
     func watch(_ resource: String, namespace: String?, from start: WatchStart) -> (id: UUID, replay: [StoredEvent], stream: AsyncStream<StoredEvent>)? {
-        let (stream, continuation) = AsyncStream<StoredEvent>.makeStream(bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncStream<StoredEvent>.makeStream(bufferingPolicy: .bufferingOldest(Self.watcherBuffer))
         let id = UUID()
         let replay: [StoredEvent]? = state.withLock { state in
             var replay: [StoredEvent] = []
@@ -230,8 +240,9 @@ final class APIStorage: Sendable {
     /// Syncs the log to disk; compacts it into a snapshot when it has grown large.
     func maintain() throws {
         guard let log else { return }
+        log.syncIfDirty()  // fdatasync runs beside writers, not under their lock
+        guard log.needsCompaction else { return }
         try state.withLock { state in
-            log.syncIfDirty()
             guard log.needsCompaction else { return }
             var objects: [StoredMutation] = []
             for (resource, entries) in state.objects {

@@ -41,9 +41,9 @@ enum Discovery {
             if !resource.categories.isEmpty { entry["categories"] = .array(resource.categories.map(JSONValue.string)) }
             entries.append(.object(entry))
             for sub in resource.subresources.sorted() {
-                let verbs: [JSONValue] = sub == "log" ? ["get"] : ["get", "patch", "update"]
+                let verbs: [JSONValue] = sub == "log" ? ["get"] : sub == "binding" ? ["create"] : ["get", "patch", "update"]
                 entries.append(["name": .string("\(resource.plural)/\(sub)"), "singularName": "", "namespaced": .bool(resource.namespaced),
-                                "kind": .string(sub == "log" ? resource.kind : resource.kind), "verbs": .array(verbs)])
+                                "kind": .string(sub == "binding" ? "Binding" : resource.kind), "verbs": .array(verbs)])
             }
         }
         return .object(["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(group.isEmpty ? version : "\(group)/\(version)"),

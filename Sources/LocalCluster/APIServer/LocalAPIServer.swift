@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Hummingbird
 import HummingbirdTLS
@@ -37,20 +38,20 @@ public final class LocalAPIServer: Sendable {
     let handler: APIHandler
     let storage: APIStorage
     private let serverTask: Task<Void, Never>
-    private let maintenanceTask: Task<Void, Never>
+    private let maintenance: MaintenanceThread
 
     public var url: String { "https://\(host):\(port)" }
     public var kubeconfigPath: String { "\(credentials.directory)/../kubeconfig" }
 
     private init(port: Int, host: String, credentials: ClusterCredentials, handler: APIHandler, storage: APIStorage,
-                 serverTask: Task<Void, Never>, maintenanceTask: Task<Void, Never>) {
+                 serverTask: Task<Void, Never>, maintenance: MaintenanceThread) {
         self.port = port
         self.host = host
         self.credentials = credentials
         self.handler = handler
         self.storage = storage
         self.serverTask = serverTask
-        self.maintenanceTask = maintenanceTask
+        self.maintenance = maintenance
     }
 
     /// Starts serving and writes `STATE/kubeconfig` once the port is open.
@@ -109,14 +110,11 @@ public final class LocalAPIServer: Sendable {
         handlerBox.handler = handler
         try? String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
 
-        let maintenance = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(200))
-                try? storage.maintain()
-            }
-        }
+        // Syncing and compacting the log block on the disk: a thread of their own, not the
+        // cooperative pool.
+        let maintenance = MaintenanceThread(storage: storage)
         let server = LocalAPIServer(port: port, host: options.host, credentials: credentials, handler: handler, storage: storage,
-                                    serverTask: task, maintenanceTask: maintenance)
+                                    serverTask: task, maintenance: maintenance)
         try credentials.writeKubeconfig(to: "\(directory)/kubeconfig", server: server.url)
         return server
     }
@@ -126,8 +124,7 @@ public final class LocalAPIServer: Sendable {
         storage.stopAllWatches()
         serverTask.cancel()
         await serverTask.value
-        maintenanceTask.cancel()
-        await maintenanceTask.value
+        maintenance.stop()
         try? storage.maintain()
     }
 }
@@ -264,18 +261,64 @@ enum HTTPAdapter {
             }
             defer { timer?.cancel() }
             var lastBookmark = ContinuousClock.now
+            // Bookmarks carry the version of the last event this watcher has been given, never
+            // a newer one: a client that resumes from a bookmark must not skip anything.
+            var delivered = stream.replay.last?.resourceVersion
             for await event in stream.live {
-                if stream.filter(event.object) {
-                    try await writer.write(ByteBuffer(bytes: handler.eventLine(event, resource: resource, asTable: stream.asTable, firstTable: first)))
+                if let visible = WatchSelection.visible(event, filter: stream.filter) {
+                    try await writer.write(ByteBuffer(bytes: handler.eventLine(visible, resource: resource, asTable: stream.asTable, firstTable: first)))
                     first = false
                 }
-                if stream.bookmarks, lastBookmark.duration(to: .now) > handler.bookmarkInterval {
+                delivered = event.resourceVersion
+                if stream.bookmarks, let delivered, lastBookmark.duration(to: .now) > handler.bookmarkInterval {
                     lastBookmark = .now
-                    try await writer.write(ByteBuffer(bytes: handler.bookmarkLine(resource)))
+                    try await writer.write(ByteBuffer(bytes: handler.bookmarkLine(resource, resourceVersion: delivered)))
                 }
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers("application/json"), body: body)
+    }
+}
+
+/// Which event, if any, a watch with a selector sees: an object entering the selection is
+/// ADDED, one leaving it is DELETED, as the API server's watch cache reports them.
+enum WatchSelection {
+    static func visible(_ event: StoredEvent, filter: (JSONObject) -> Bool) -> StoredEvent? {
+        let now = filter(event.object)
+        switch event.kind {
+        case .added, .deleted:
+            return now ? event : nil
+        case .modified:
+            let before = event.previous.map(filter) ?? now
+            if now && before { return event }
+            var changed = event
+            if now { changed.kind = .added; return changed }
+            if before { changed.kind = .deleted; return changed }
+            return nil
+        }
+    }
+}
+
+/// Syncs the write-ahead log every 200 ms and compacts it when it grows, on its own thread.
+final class MaintenanceThread: @unchecked Sendable {
+    private let stopped = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(storage: APIStorage) {
+        let thread = Thread { [self] in
+            while !stopped.load(ordering: .acquiring) {
+                usleep(200_000)
+                try? storage.maintain()
+            }
+            done.signal()
+        }
+        thread.name = "tenops-apiserver-log"
+        thread.start()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .releasing)
+        done.wait()
     }
 }

@@ -158,6 +158,11 @@ enum ObjectLifecycle {
         let plural = names["plural"]?.stringValue ?? ""
         let kind = names["kind"]?.stringValue ?? ""
         if group.isEmpty { causes.append(.required("spec.group")) }
+        let builtInGroups: Set<String> = ["apps", "events.k8s.io", "coordination.k8s.io", "rbac.authorization.k8s.io", "apiextensions.k8s.io",
+                                          "meta.k8s.io", "authentication.k8s.io", "authorization.k8s.io"]
+        if !group.isEmpty, !group.contains(".") || builtInGroups.contains(group) || group.hasSuffix(".k8s.io") && !group.hasSuffix(".x-k8s.io") {
+            causes.append(.invalid("spec.group", .string(group), "should be a domain with at least one dot, outside the groups Kubernetes reserves"))
+        }
         if plural.isEmpty { causes.append(.required("spec.names.plural")) }
         if kind.isEmpty { causes.append(.required("spec.names.kind")) }
         if !group.isEmpty, !plural.isEmpty, name != "\(plural).\(group)" {

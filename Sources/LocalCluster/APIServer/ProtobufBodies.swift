@@ -31,7 +31,7 @@ enum ProtobufBodies {
                 guard let value = varint() else { return nil }
                 return (number, wire, [], value)
             case 2:
-                guard let length = varint(), index + Int(length) <= bytes.count, length < UInt64(Int.max) else { return nil }
+                guard let length = varint(), length <= UInt64(bytes.count - index) else { return nil }
                 let data = Array(bytes[index..<index + Int(length)])
                 index += Int(length)
                 return (number, wire, data, 0)

@@ -66,7 +66,7 @@ public final class ResourceRegistry: Sendable {
         let all = ["all"]
         builtIn = [
             ServedResource(group: "", version: "v1", kind: "Namespace", plural: "namespaces", namespaced: false, shortNames: ["ns"], subresources: ["status"]),
-            ServedResource(group: "", version: "v1", kind: "Pod", plural: "pods", namespaced: true, shortNames: ["po"], categories: all, subresources: ["status", "log"]),
+            ServedResource(group: "", version: "v1", kind: "Pod", plural: "pods", namespaced: true, shortNames: ["po"], categories: all, subresources: ["status", "log", "binding"]),
             ServedResource(group: "", version: "v1", kind: "Service", plural: "services", namespaced: true, shortNames: ["svc"], categories: all, subresources: ["status"]),
             ServedResource(group: "", version: "v1", kind: "Endpoints", plural: "endpoints", namespaced: true, shortNames: ["ep"]),
             ServedResource(group: "", version: "v1", kind: "Secret", plural: "secrets", namespaced: true),

@@ -115,6 +115,6 @@ enum SchemaValidator {
     }
 
     private static func format(_ number: Double) -> String {
-        number.rounded() == number ? String(Int64(number)) : String(number)
+        number.rounded() == number && abs(number) < 9e15 ? String(Int64(number)) : String(number)
     }
 }

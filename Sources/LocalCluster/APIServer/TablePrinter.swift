@@ -88,7 +88,7 @@ enum TablePrinter {
                     return .string(object.value(at: ["status", "phase"]).stringValue ?? "Pending")
                 },
                 Column(name: "Restarts", type: "string", format: "", description: "The number of times the containers in this pod have been restarted.", priority: 0) { object, _ in
-                    let restarts = (object.value(at: ["status", "containerStatuses"]).arrayValue ?? []).reduce(Int64(0)) { $0 + ($1["restartCount"].intValue ?? 0) }
+                    let restarts = (object.value(at: ["status", "containerStatuses"]).arrayValue ?? []).reduce(Int64(0)) { $0 &+ max(0, $1["restartCount"].intValue ?? 0) }
                     return .string(String(restarts))
                 },
                 age,

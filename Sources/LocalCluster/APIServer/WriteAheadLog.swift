@@ -1,5 +1,6 @@
 import Foundation
 import KubeAPI
+import Synchronization
 
 /// One durable change: an object written or removed at a resourceVersion.
 struct StoredMutation: Sendable {
@@ -23,9 +24,10 @@ struct StoredMutation: Sendable {
 /// place, and the log starts over.
 final class WriteAheadLog: @unchecked Sendable {
     let directory: String
+    // Written under the storage's lock; `dirty` is also read by the sync thread.
     private var logDescriptor: Int32 = -1
     private var logBytes = 0
-    private var dirty = false
+    private let dirty = Mutex(false)
     let compactionBytes: Int
 
     var snapshotPath: String { "\(directory)/snapshot.jsonl" }
@@ -61,7 +63,15 @@ final class WriteAheadLog: @unchecked Sendable {
                 if mutation.operation == .put { live[key(mutation)] = mutation }
             }
         }
-        if let log = FileManager.default.contents(atPath: logPath) {
+        if var log = FileManager.default.contents(atPath: logPath) {
+            // Only records that end with their newline were completely written.
+            if let last = log.lastIndex(of: 0x0A) {
+                if last != log.index(before: log.endIndex) { recovered.tornTail = true }
+                log = log.prefix(through: last)
+            } else if !log.isEmpty {
+                recovered.tornTail = true
+                log = Data()
+            }
             try Self.forEachLine(log) { line, isLast in
                 guard let mutation = Self.decode(line) else {
                     if isLast { recovered.tornTail = true; return }
@@ -118,21 +128,27 @@ final class WriteAheadLog: @unchecked Sendable {
                 let written = write(logDescriptor, raw.baseAddress! + offset, raw.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    throw LocalClusterError.io("\(logPath): write failed: \(String(cString: strerror(errno)))")
+                    let reason = String(cString: strerror(errno))
+                    // Never leave half a record for the next one to be glued to.
+                    ftruncate(logDescriptor, off_t(logBytes))
+                    throw LocalClusterError.io("\(logPath): write failed: \(reason)")
                 }
                 offset += written
             }
         }
         logBytes += line.count
-        dirty = true
+        dirty.withLock { $0 = true }
     }
 
     var needsCompaction: Bool { logBytes > compactionBytes }
 
     /// Syncs the log to disk if anything was written since the last sync.
     func syncIfDirty() {
-        guard dirty, logDescriptor >= 0 else { return }
-        dirty = false
+        let wasDirty = dirty.withLock { state -> Bool in
+            defer { state = false }
+            return state
+        }
+        guard wasDirty, logDescriptor >= 0 else { return }
         fdatasync(logDescriptor)
     }
 
@@ -159,10 +175,15 @@ final class WriteAheadLog: @unchecked Sendable {
         close(fd)
         guard ok else { throw LocalClusterError.io("\(temporary): short write") }
         guard rename(temporary, snapshotPath) == 0 else { throw LocalClusterError.io("rename \(temporary): \(String(cString: strerror(errno)))") }
-        // Only now may the log go: everything in it is in the snapshot.
+        // The rename must be on disk before the log that it replaces goes.
+        let directoryDescriptor = Foundation.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryDescriptor >= 0 {
+            fsync(directoryDescriptor)
+            close(directoryDescriptor)
+        }
         if logDescriptor >= 0 { ftruncate(logDescriptor, 0) }
         logBytes = 0
-        dirty = false
+        dirty.withLock { $0 = false }
     }
 
     // MARK: Decoding
