@@ -7,9 +7,12 @@ enum Bench {
     static let all: [(name: String, run: @Sendable () async throws -> Void)] = [
         ("kubeapi", KubeAPIBench.run),
         ("apiserver", APIServerBench.run),
+        ("agent", AgentBench.run),
     ]
 
     static func main() async {
+        // The agent benchmark starts PostgreSQL through this binary, as `tenops agent` does.
+        if CommandLine.arguments.dropFirst().first == AgentBench.execChildCommand { AgentBench.execChild() }
         let requested = Array(CommandLine.arguments.dropFirst())
         let unknown = requested.filter { name in !all.contains { $0.name == name } }
         guard unknown.isEmpty else {

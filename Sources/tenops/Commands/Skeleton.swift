@@ -29,12 +29,6 @@ struct Operator: AsyncParsableCommand {
     func run() async throws { try unavailable("operator", issue: 7, "the operator process") }
 }
 
-struct AgentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "agent", abstract: "Run the in-pod agent (HTTPS with mutual TLS) that drives the database.")
-    func run() async throws { try unavailable("agent", issue: 5, "the agent") }
-}
-
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node", abstract: "Run a node that runs pods as local processes.")
