@@ -8,6 +8,7 @@ enum Bench {
         ("kubeapi", KubeAPIBench.run),
         ("apiserver", APIServerBench.run),
         ("agent", AgentBench.run),
+        ("node", NodeBench.run),
     ]
 
     static func main() async {

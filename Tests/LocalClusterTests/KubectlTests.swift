@@ -146,6 +146,16 @@ struct KubectlTests {
             #expect(containers.last?["image"] == "tenops:1")
             #expect(containers.first?["env"].arrayValue?.count == 1)
             #expect(set.metadata.generation == 2)
+
+            // kubectl scale goes through the scale subresource; a negative count changes nothing.
+            let scaled = try await local.kubectl(["scale", "statefulset", "db", "--replicas=3"])
+            #expect(scaled.status == 0 && scaled.out.contains("statefulset.apps/db scaled"), "\(scaled.out)\(scaled.err)")
+            let scale = try await local.kubectl(["get", "--raw", "/apis/apps/v1/namespaces/default/statefulsets/db/scale"])
+            #expect(scale.out.contains("\"kind\":\"Scale\"") && scale.out.contains("\"replicas\":3") && scale.out.contains("app=demo"), "\(scale.out)")
+            let refused = try await local.kubectl(["patch", "statefulset", "db", "--subresource=scale", "--type=merge", "-p", "{\"spec\":{\"replicas\":-1}}"])
+            #expect(refused.status != 0 && refused.err.contains("spec.replicas"), "\(refused.err)")
+            let rescaled = try await client.get(StatefulSet.self, name: "db", namespace: "default")
+            #expect(rescaled.replicas == 3 && rescaled.metadata.generation == 3)
         }
     }
 

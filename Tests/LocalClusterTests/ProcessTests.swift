@@ -9,19 +9,19 @@ final class TenopsLocalProcess: @unchecked Sendable {
     let process = Process()
     let directory: String
 
-    init(directory: String) throws {
+    init(directory: String, extraArguments: [String] = []) throws {
         self.directory = directory
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tenops").path,
-                          packageRoot.appendingPathComponent(".build/debug/tenops").path]
-        guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw LocalClusterError.configuration("the tenops binary is not built (looked in \(candidates))")
-        }
+        let binary = try tenopsBinary()
         try? FileManager.default.removeItem(atPath: "\(directory)/kubeconfig")
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["local", "--dir", directory, "--headless", "--no-sample"]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        process.arguments = ["local", "--dir", directory, "--headless", "--no-sample"] + extraArguments
+        // Its output goes to a file in its directory, for a failing test to show.
+        let log = "\(directory)/tenops-local.log"
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = FileHandle(forWritingAtPath: log)
+        handle?.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
         try process.run()
     }
 
@@ -30,12 +30,21 @@ final class TenopsLocalProcess: @unchecked Sendable {
         await eventually(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: "\(self.directory)/kubeconfig") }
     }
 
+    var log: String { (try? String(contentsOfFile: "\(directory)/tenops-local.log", encoding: .utf8)) ?? "" }
+
     func signal(_ number: Int32) {
         if process.isRunning { kill(process.processIdentifier, number) }
     }
 
+    /// SIGTERM, so that its nodes stop their pods' processes; SIGKILL if it has not exited
+    /// within 20 s. The process is a separate one, so this wait holds no server of the test.
     func stop() {
-        signal(SIGKILL)
+        guard process.isRunning else { return }
+        let pid = process.processIdentifier
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(20)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
         process.waitUntilExit()
     }
 }

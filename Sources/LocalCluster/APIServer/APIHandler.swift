@@ -3,10 +3,9 @@ import KubeAPI
 import Synchronization
 
 /// Where pod logs come from. The API server asks the pod's node, as kube-apiserver asks the
-/// kubelet; the process node (issue #4) serves `/containerLogs/NS/POD/CONTAINER`.
+/// kubelet; the process node serves `/containerLogs/NS/POD/CONTAINER` (see `KubeletLogSource`).
 public protocol PodLogSource: Sendable {
-    func logs(pod: JSONObject, node: JSONObject?, container: String, follow: Bool, tailLines: Int?) async throws
-        -> AsyncThrowingStream<Data, any Error>
+    func logs(pod: JSONObject, node: JSONObject?, options: PodLogOptions) async throws -> AsyncThrowingStream<Data, any Error>
 }
 
 /// The Kubernetes API semantics over `APIStorage`: verbs, subresources, selectors, paging,
@@ -119,6 +118,7 @@ final class APIHandler: Sendable {
         case ("GET", let name?):
             if target.subresource == "log" { return try await podLogs(request, namespace: namespace ?? "", name: name) }
             let object = try fetch(resource, namespace ?? "", name)
+            if target.subresource == "scale" { return .json(200, .object(ScaleSubresource.scale(of: object))) }
             if TablePrinter.wantsTable(request.accept) {
                 return .json(200, TablePrinter.table(for: resource, objects: [object], resourceVersion: storage.resourceVersion, continueToken: nil,
                                                      includeObject: request.query["includeObject"] ?? "Metadata", now: Date()))
@@ -131,6 +131,8 @@ final class APIHandler: Sendable {
                 throw APIError.methodNotAllowed("POST is not allowed on \(resource.plural) across namespaces; name a namespace")
             }
             return try create(request, resource: resource, namespace: namespace)
+        case ("PUT", let name?) where target.subresource == "scale", ("PATCH", let name?) where target.subresource == "scale":
+            return try rescale(request, resource: resource, namespace: namespace ?? "", name: name)
         case ("PUT", let name?):
             return try update(request, resource: resource, namespace: namespace ?? "", name: name, subresource: target.subresource)
         case ("PATCH", let name?):
@@ -323,7 +325,29 @@ final class APIHandler: Sendable {
                            subresource: subresource) { _ in body }
     }
 
-    private func patch(_ request: APIRequest, resource: ServedResource, namespace: String, name: String, subresource: String?) throws -> APIResponse {
+    /// PUT or PATCH of a Scale: the request applies to the object's Scale view, and the
+    /// replicas it yields go to the object's spec; the answer is the new Scale.
+    private func rescale(_ request: APIRequest, resource: ServedResource, namespace: String, name: String) throws -> APIResponse {
+        let requested: (JSONObject) throws -> JSONObject
+        var expected: String?
+        if request.method == "PUT" {
+            let body = try parseBody(request)
+            expected = body["metadata"]?["resourceVersion"].stringValue
+            requested = { _ in body }
+        } else {
+            let patch = try parsePatch(request, resource: resource)
+            requested = { scale in try Self.applyPatch(patch.document, mediaType: patch.mediaType, to: scale) }
+        }
+        let response = try replace(expected: expected, request: request, resource: resource, namespace: namespace, name: name,
+                                   subresource: nil) { old in
+            try ScaleSubresource.apply(try requested(ScaleSubresource.scale(of: old)), to: old)
+        }
+        guard case .json(let status, .object(let stored)) = response else { return response }
+        return .json(status, .object(ScaleSubresource.scale(of: stored)))
+    }
+
+    /// A patch body and its media type, checked against what the resource accepts.
+    private func parsePatch(_ request: APIRequest, resource: ServedResource) throws -> (document: JSONValue, mediaType: String) {
         let patch: JSONValue
         do {
             patch = try JSONParser.parse(request.body)
@@ -343,22 +367,32 @@ final class APIHandler: Sendable {
         default:
             throw APIError.unsupportedMediaType(mediaType)
         }
+        return (patch, mediaType)
+    }
+
+    /// Applies a merge, JSON or strategic merge patch to one object.
+    private static func applyPatch(_ patch: JSONValue, mediaType: String, to old: JSONObject) throws -> JSONObject {
+        let patched: JSONValue
+        do {
+            switch mediaType {
+            case "application/merge-patch+json": patched = Patches.merge(.object(old), patch)
+            case "application/json-patch+json": patched = try Patches.jsonPatch(.object(old), patch)
+            default: patched = try Patches.strategicMerge(.object(old), patch)
+            }
+        } catch let error as Patches.PatchError {
+            throw APIError(code: 422, reason: "Invalid", message: error.message)
+        }
+        guard case .object(let body) = patched else { throw APIError(code: 422, reason: "Invalid", message: "the patch did not produce an object") }
+        return body
+    }
+
+    private func patch(_ request: APIRequest, resource: ServedResource, namespace: String, name: String, subresource: String?) throws -> APIResponse {
+        let (patch, mediaType) = try parsePatch(request, resource: resource)
         let expected = patch["metadata"]["resourceVersion"].stringValue
         // The patch applies to the object as it is at each attempt.
         return try replace(expected: expected, request: request, resource: resource, namespace: namespace, name: name,
                            subresource: subresource) { old in
-            let patched: JSONValue
-            do {
-                switch mediaType {
-                case "application/merge-patch+json": patched = Patches.merge(.object(old), patch)
-                case "application/json-patch+json": patched = try Patches.jsonPatch(.object(old), patch)
-                default: patched = try Patches.strategicMerge(.object(old), patch)
-                }
-            } catch let error as Patches.PatchError {
-                throw APIError(code: 422, reason: "Invalid", message: error.message)
-            }
-            guard case .object(let body) = patched else { throw APIError(code: 422, reason: "Invalid", message: "the patch did not produce an object") }
-            return body
+            try Self.applyPatch(patch, mediaType: mediaType, to: old)
         }
     }
 
@@ -503,14 +537,21 @@ final class APIHandler: Sendable {
         throw APIError.conflict(resource, name)
     }
 
-    /// Acts on the garbage collector's finalizers at once: foreground deletes dependents first,
-    /// orphan releases them; then the finalizer is removed.
+    /// Acts on the garbage collector's finalizers at once: orphan releases the dependents;
+    /// foreground deletes them, and the owner stays until none with blockOwnerDeletion is left
+    /// (the last one to go calls this again, see `releaseWaitingOwners`). Then the finalizer
+    /// is removed.
     private func processDeletionFinalizers(_ object: JSONObject, resource: ServedResource) throws {
         let finalizers = object["metadata"]?["finalizers"].arrayValue?.compactMap(\.stringValue) ?? []
         guard finalizers.contains("foregroundDeletion") || finalizers.contains("orphan") else { return }
         let namespace = object["metadata"]?["namespace"].stringValue ?? ""
         let name = object["metadata"]?["name"].stringValue ?? ""
-        try cascade(from: object, policy: finalizers.contains("orphan") ? "Orphan" : "Foreground")
+        let orphan = finalizers.contains("orphan")
+        try cascade(from: object, policy: orphan ? "Orphan" : "Foreground")
+        if !orphan, let uid = object["metadata"]?["uid"].stringValue,
+           dependents(of: uid, namespace: object["metadata"]?["namespace"].stringValue).contains(where: { $0.reference["blockOwnerDeletion"].boolValue == true }) {
+            return
+        }
         let released = try guaranteedUpdate(resource, namespace: namespace, name: name) { current in
             var metadata = current["metadata"]?.objectValue ?? [:]
             let remaining = (metadata["finalizers"]?.arrayValue ?? []).filter { $0 != "foregroundDeletion" && $0 != "orphan" }
@@ -519,14 +560,29 @@ final class APIHandler: Sendable {
             updated["metadata"] = .object(metadata.filter { !$0.value.isNull })
             return updated == current ? nil : updated
         }
-        // Nothing holds it any more: it goes (a pod still waits for its node).
-        if let released, (released["metadata"]?["finalizers"].arrayValue ?? []).isEmpty, resource.storageKey != "pods" {
+        // Nothing holds it any more: it goes (a pod with grace left still waits for its node).
+        let graceLeft = resource.storageKey == "pods" && (released?["metadata"]?["deletionGracePeriodSeconds"].intValue ?? 0) > 0
+        if let released, (released["metadata"]?["finalizers"].arrayValue ?? []).isEmpty, !graceLeft {
             do {
-                try storage.commit(.delete(expectedResourceVersion: released["metadata"]?["resourceVersion"].stringValue),
-                                   resource: resource.storageKey, namespace: namespace, name: name, object: released)
+                let removed = try storage.commit(.delete(expectedResourceVersion: released["metadata"]?["resourceVersion"].stringValue),
+                                                 resource: resource.storageKey, namespace: namespace, name: name, object: released)
+                try afterDelete(removed, resource: resource, policy: "Background")
             } catch APIStorage.StorageError.conflict {
                 // Changed meanwhile: whoever changed it sees the deletionTimestamp and finishes.
             }
+        }
+    }
+
+    /// A dependent is gone: owners it held in foreground deletion may go now.
+    private func releaseWaitingOwners(of removed: JSONObject) throws {
+        let namespace = removed["metadata"]?["namespace"].stringValue ?? ""
+        for reference in removed["metadata"]?["ownerReferences"].arrayValue ?? [] where reference["blockOwnerDeletion"].boolValue == true {
+            guard let name = reference["name"].stringValue,
+                  let resource = registry.all.first(where: { $0.kind == reference["kind"].stringValue && $0.apiVersion == reference["apiVersion"].stringValue }),
+                  let owner = storage.get(resource.storageKey, namespace: resource.namespaced ? namespace : "", name: name),
+                  owner["metadata"]?["uid"] == reference["uid"], owner["metadata"]?["deletionTimestamp"] != nil
+            else { continue }
+            try processDeletionFinalizers(owner, resource: resource)
         }
     }
 
@@ -549,33 +605,45 @@ final class APIHandler: Sendable {
             }
         }
         try cascade(from: removed, policy: policy)
+        try releaseWaitingOwners(of: removed)
+    }
+
+    /// The objects that name the owner `uid` in their ownerReferences, with that reference.
+    private func dependents(of uid: String, namespace ownerNamespace: String?)
+        -> [(resource: ServedResource, object: JSONObject, reference: JSONValue)]
+    {
+        var seen = Set<String>()
+        var found: [(resource: ServedResource, object: JSONObject, reference: JSONValue)] = []
+        for served in registry.all where seen.insert(served.storageKey).inserted {
+            for dependent in storage.list(served.storageKey, namespace: served.namespaced ? ownerNamespace : nil).objects {
+                let references = dependent["metadata"]?["ownerReferences"].arrayValue ?? []
+                if let reference = references.first(where: { $0["uid"].stringValue == uid }) { found.append((served, dependent, reference)) }
+            }
+        }
+        return found
     }
 
     /// Deletes (or, for Orphan, releases) the objects that name `owner` in their ownerReferences.
     private func cascade(from owner: JSONObject, policy: String) throws {
         guard let uid = owner["metadata"]?["uid"].stringValue else { return }
-        let ownerNamespace = owner["metadata"]?["namespace"].stringValue
-        var seen = Set<String>()
-        for served in registry.all where seen.insert(served.storageKey).inserted {
-            let candidates = storage.list(served.storageKey, namespace: served.namespaced ? ownerNamespace : nil).objects
-            for dependent in candidates {
-                let references = dependent["metadata"]?["ownerReferences"].arrayValue ?? []
-                guard references.contains(where: { $0["uid"].stringValue == uid }) else { continue }
-                let namespace = dependent["metadata"]?["namespace"].stringValue ?? ""
-                let name = dependent["metadata"]?["name"].stringValue ?? ""
-                if policy == "Orphan" {
-                    try guaranteedUpdate(served, namespace: namespace, name: name) { current in
-                        var metadata = current["metadata"]?.objectValue ?? [:]
-                        let remaining = (metadata["ownerReferences"]?.arrayValue ?? []).filter { $0["uid"].stringValue != uid }
-                        metadata["ownerReferences"] = remaining.isEmpty ? nil : .array(remaining)
-                        var released = current
-                        released["metadata"] = .object(metadata.filter { !$0.value.isNull })
-                        return released == current ? nil : released
-                    }
-                } else if dependent["metadata"]?["deletionTimestamp"].isNull ?? true {
-                    try deleteObject(dependent, resource: served, namespace: namespace, name: name, policy: policy == "Foreground" ? "Foreground" : "Background",
-                                     grace: nil, dryRun: false)
+        for (served, dependent, _) in dependents(of: uid, namespace: owner["metadata"]?["namespace"].stringValue) {
+            let namespace = dependent["metadata"]?["namespace"].stringValue ?? ""
+            let name = dependent["metadata"]?["name"].stringValue ?? ""
+            if policy == "Orphan" {
+                try guaranteedUpdate(served, namespace: namespace, name: name) { current in
+                    var metadata = current["metadata"]?.objectValue ?? [:]
+                    let remaining = (metadata["ownerReferences"]?.arrayValue ?? []).filter { $0["uid"].stringValue != uid }
+                    metadata["ownerReferences"] = remaining.isEmpty ? nil : .array(remaining)
+                    var released = current
+                    released["metadata"] = .object(metadata.filter { !$0.value.isNull })
+                    return released == current ? nil : released
                 }
+            } else if let current = storage.get(served.storageKey, namespace: namespace, name: name),
+                      current["metadata"]?["deletionTimestamp"].isNull ?? true {
+                // Read again: deleting one dependent may have deleted others (through an owner
+                // in foreground deletion that it released).
+                try deleteObject(current, resource: served, namespace: namespace, name: name, policy: policy == "Foreground" ? "Foreground" : "Background",
+                                 grace: nil, dryRun: false)
             }
         }
     }
@@ -618,6 +686,12 @@ final class APIHandler: Sendable {
             var spec = pod["spec"]?.objectValue ?? [:]
             spec["nodeName"] = .string(node)
             pod["spec"] = .object(spec)
+            // As kube-apiserver does on binding: PodScheduled=True.
+            var status = pod["status"]?.objectValue ?? [:]
+            var conditions = (status["conditions"]?.arrayValue ?? []).filter { $0["type"] != "PodScheduled" }
+            conditions.append(["type": "PodScheduled", "status": "True", "lastProbeTime": nil, "lastTransitionTime": .string(KubeTime.format(Date()))])
+            status["conditions"] = .array(conditions)
+            pod["status"] = .object(status)
             return pod
         }
         return .json(201, .object(["kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success", "code": 201]))
@@ -643,8 +717,15 @@ final class APIHandler: Sendable {
             throw APIError(code: 503, reason: "ServiceUnavailable", message: "no node serves logs for pod \(name) on node \(nodeName)")
         }
         let node = storage.get("nodes", namespace: "", name: nodeName)
-        let stream = try await logSource.logs(pod: pod, node: node, container: container, follow: request.flag("follow"),
-                                              tailLines: request.query["tailLines"].flatMap(Int.init))
+        func count(_ key: String) throws -> Int? {
+            guard let text = request.query[key] else { return nil }
+            guard let value = Int(text), value >= 0 else { throw APIError.badRequest("\(key) must be a non-negative integer, not \(text)") }
+            return value
+        }
+        let options = PodLogOptions(container: container, follow: request.flag("follow"), tailLines: try count("tailLines"),
+                                    limitBytes: try count("limitBytes"), previous: request.flag("previous"),
+                                    timestamps: request.flag("timestamps"))
+        let stream = try await logSource.logs(pod: pod, node: node, options: options)
         return .logStream(stream)
     }
 }

@@ -13,6 +13,7 @@ public struct ClusterCredentials: Sendable {
     public let ca: CertificateAuthority
     public let server: IssuedCertificate
     public let admin: IssuedCertificate
+    public let kubeletClient: IssuedCertificate
     /// token -> user, shared by every copy of these credentials.
     let tokens: TokenTable
 
@@ -44,6 +45,11 @@ public struct ClusterCredentials: Sendable {
                                ipAddresses: Array(Set(["127.0.0.1", host])).filter { !$0.contains(":") || true })
         }
         let admin = try leaf("admin") { try ca.issueClient(commonName: "tenops-admin", organizations: ["system:masters"]) }
+        // What the API server presents to a node's kubelet endpoint when it proxies pod logs,
+        // as kube-apiserver presents its apiserver-kubelet-client certificate.
+        let kubeletClient = try leaf("apiserver-kubelet-client") {
+            try ca.issueClient(commonName: "kube-apiserver-kubelet-client", organizations: ["system:masters"])
+        }
         let tokensPath = "\(directory)/tokens.json"
         var tokens: [String: AuthenticatedUser] = [:]
         if let data = FileManager.default.contents(atPath: tokensPath), let object = try? JSONParser.parseObject(data) {
@@ -53,10 +59,18 @@ public struct ClusterCredentials: Sendable {
                 }
             }
         }
-        return ClusterCredentials(directory: directory, ca: ca, server: server, admin: admin, tokens: TokenTable(tokens))
+        return ClusterCredentials(directory: directory, ca: ca, server: server, admin: admin, kubeletClient: kubeletClient,
+                                  tokens: TokenTable(tokens))
     }
 
     func user(forToken token: String) -> AuthenticatedUser? { tokens.user(for: token) }
+
+    /// The bearer token of a component that runs on every start (a node, the controllers): the
+    /// one issued before, so tokens.json does not grow with each restart.
+    public func componentToken(for user: String, groups: [String]) throws -> String {
+        if let existing = tokens.token(of: user) { return existing }
+        return try issueToken(for: user, groups: groups)
+    }
 
     /// Issues a bearer token for a service account and remembers it in the state directory.
     public func issueToken(for user: String, groups: [String]) throws -> String {
@@ -118,4 +132,5 @@ final class TokenTable: Sendable {
     init(_ initial: [String: AuthenticatedUser]) { table = Mutex(initial) }
     func user(for token: String) -> AuthenticatedUser? { table.withLock { $0[token] } }
     func add(_ token: String, _ user: AuthenticatedUser) { table.withLock { $0[token] = user } }
+    func token(of user: String) -> String? { table.withLock { $0.first { $0.value.name == user }?.key } }
 }

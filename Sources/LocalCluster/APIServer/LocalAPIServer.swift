@@ -106,7 +106,8 @@ public final class LocalAPIServer: Sendable {
             task.cancel()
             throw LocalClusterError.io("the API server could not listen on \(options.host):\(preferredPort): \(error)")
         }
-        let handler = try APIHandler(storage: storage, registry: registry, serverAddress: "\(options.host):\(port)", logSource: options.logSource)
+        let logSource = try options.logSource ?? KubeletLogSource(credentials: credentials)
+        let handler = try APIHandler(storage: storage, registry: registry, serverAddress: "\(options.host):\(port)", logSource: logSource)
         handlerBox.handler = handler
         try? String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
 

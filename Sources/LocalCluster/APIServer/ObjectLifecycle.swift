@@ -48,6 +48,12 @@ enum ObjectLifecycle {
         if resource.crdName != nil, resource.hasStatus {
             object.removeValue(forKey: "status")  // a CRD's status is written through /status only
         }
+        if resource.storageKey == "pods", object["status"]?["phase"].stringValue == nil {
+            // A new pod is Pending until a node reports on it, as kube-apiserver's defaulting says.
+            var status = object["status"]?.objectValue ?? [:]
+            status["phase"] = "Pending"
+            object["status"] = .object(status)
+        }
         object = try validateAgainstSchema(object, resource: resource, name: name)
         return (object, namespace, name)
     }

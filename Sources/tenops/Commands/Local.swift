@@ -5,64 +5,68 @@ import LocalCluster
 
 struct Local: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a local control plane on loopback: API server, nodes, the operator and the console.",
+        abstract: "Run a local cluster on loopback: the API server, controllers and three nodes (node-a, node-b, node-c).",
         discussion: """
             State lives under --dir: objects, certificates and data survive a restart. \
             DIR/kubeconfig is written once the API server serves; point kubectl at it.
-            """)
+            """,
+        subcommands: [LocalNodeDown.self, LocalNodeUp.self])
 
-    @Option(help: "State directory; a restart keeps objects and data.") var dir = "tenops-state"
+    @OptionGroup var state: LocalStateOptions
+    var dir: String { state.dir }
     @Flag(help: "Run without the console.") var headless = false
     @Flag(help: "Do not create the sample pair.") var noSample = false
     @Option(help: "API server port (0: a free one, remembered across restarts).") var port = 0
 
+    @Option(help: "Seconds a node may miss heartbeats before it is NotReady.") var nodeGracePeriod = 40
+
     func run() async throws {
-        let server = try await LocalAPIServer.start(LocalAPIServer.Options(stateDirectory: dir, port: port))
+        let signals = TerminationSignal.install()
+        let plane = try await LocalControlPlane.start(
+            LocalControlPlane.Options(stateDirectory: dir, port: port, nodeMonitorGracePeriod: .seconds(nodeGracePeriod)))
         let kubeconfig = URL(fileURLWithPath: dir).appendingPathComponent("kubeconfig").standardizedFileURL.path
-        print("tenops local: API server at \(server.url)")
+        print("tenops local: API server at \(plane.server.url)")
+        print("tenops local: nodes \(plane.nodes.map(\.name).joined(separator: ", "))")
         print("tenops local: kubeconfig \(kubeconfig)")
-        print("tenops local: try  kubectl --kubeconfig \(kubeconfig) api-resources")
+        print("tenops local: try  kubectl --kubeconfig \(kubeconfig) get nodes")
         if !headless {
             print("tenops local: the console is not in this build yet (issue #8); running headless. Ctrl-C stops.")
         }
         fflush(nil)  // a pipe or log file sees these lines now
-        let signal = await TerminationSignal.wait()
+        let signal = await signals.wait()
         print("tenops local: \(signal), stopping")
-        await server.stop()
+        fflush(nil)
+        await plane.stop()
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-enum TerminationSignal {
-    static func wait() async -> String {
-        await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            let once = OnceFlag()
-            var sources: [any DispatchSourceSignal] = []
-            for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
-                Foundation.signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler {
-                    if once.take() { continuation.resume(returning: name) }
-                }
-                source.resume()
-                sources.append(source)
-            }
-            Holder.sources = sources
+/// SIGINT and SIGTERM, caught from the moment `install()` runs, so a signal that arrives while
+/// a command is still starting up is not lost (nor fatal) but answered once it is up.
+final class TerminationSignal: @unchecked Sendable {  // sources are only kept alive, never touched again
+    private let names: AsyncStream<String>
+    private let sources: [any DispatchSourceSignal]
+
+    private init(names: AsyncStream<String>, sources: [any DispatchSourceSignal]) {
+        self.names = names
+        self.sources = sources
+    }
+
+    static func install() -> TerminationSignal {
+        let (names, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
+        var sources: [any DispatchSourceSignal] = []
+        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+            Foundation.signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(name) }
+            source.resume()
+            sources.append(source)
         }
+        return TerminationSignal(names: names, sources: sources)
     }
 
-    /// Keeps the signal sources alive for the life of the process.
-    private enum Holder { nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = [] }
-}
-
-final class OnceFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var taken = false
-    func take() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if taken { return false }
-        taken = true
-        return true
+    /// The first signal's name.
+    func wait() async -> String {
+        for await name in names { return name }
+        return "end"
     }
 }

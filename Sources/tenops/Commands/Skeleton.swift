@@ -29,15 +29,6 @@ struct Operator: AsyncParsableCommand {
     func run() async throws { try unavailable("operator", issue: 7, "the operator process") }
 }
 
-struct NodeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "node", abstract: "Run a node that runs pods as local processes.")
-    @OptionGroup var kube: KubeOptions
-    @Option(help: "Node name.") var name: String?
-    @Option(help: "Node state directory.") var dir: String?
-    func run() async throws { try unavailable("node", issue: 4, "the process node") }
-}
-
 struct PairArguments: ParsableArguments {
     @OptionGroup var kube: KubeOptions
     @Argument(help: "The TimesTenClassic name.") var name: String
