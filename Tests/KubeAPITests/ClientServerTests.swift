@@ -30,6 +30,23 @@ struct ClientServerTests {
         }
     }
 
+    @Test("tls-server-name: the certificate is checked against the server name, the connection goes to the URL's host")
+    func serverNameRouting() async throws {
+        try await TestCluster.with(.clientCertificate) { cluster in
+            // The server's certificate names localhost and 127.0.0.1; the URL says 127.0.0.1.
+            var named = cluster.config()
+            named.tls.serverName = "localhost"
+            let version = try await KubeClient(config: named, retryPolicy: .none).send(method: "GET", path: "/version")
+            #expect(try JSONParser.parseObject(version)["gitVersion"]?.stringValue?.hasPrefix("v1.") == true)
+
+            var wrong = cluster.config()
+            wrong.tls.serverName = "someone-else.example"
+            await #expect(throws: KubeAPIError.self) {
+                _ = try await KubeClient(config: wrong, retryPolicy: .none).send(method: "GET", path: "/version")
+            }
+        }
+    }
+
     @Test("bearer tokens: accepted, and a wrong or missing one is a typed 401")
     func bearerToken() async throws {
         try await TestCluster.with(.token(["good-token"])) { cluster in

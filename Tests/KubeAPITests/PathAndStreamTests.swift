@@ -97,4 +97,22 @@ struct PathAndStreamTests {
         #expect(!KubeClient.isRetryable(status: 409, method: "PUT"))
         #expect(!KubeClient.isRetryable(status: 404, method: "GET"))
     }
+
+    @Test("server-name routing: URL host swapped for the name, CONNECT_TO to the real host", arguments: [
+        ("https://10.0.0.5:8443/v1/status", "sample.ns.svc", "https://sample.ns.svc:8443/v1/status", "sample.ns.svc:8443:10.0.0.5:8443"),
+        ("https://10.0.0.5/api", "api.local", "https://api.local/api", "api.local:443:10.0.0.5:443"),
+        ("https://[::1]:6443/api?watch=true", "api.local", "https://api.local:6443/api?watch=true", "api.local:6443:[::1]:6443"),
+    ])
+    func serverNameRouting(url: String, name: String, rewritten: String, connectTo: String) {
+        let routing = ServerNameRouting(url: url, serverName: name)
+        #expect(routing?.url == rewritten)
+        #expect(routing?.connectTo == connectTo)
+    }
+
+    @Test("no routing without a name, for the same host, for plain http, or for a name with separators",
+          arguments: [("https://api.local:6443/", nil), ("https://api.local:6443/", "API.local"), ("http://10.0.0.1/", "a.b"),
+                      ("https://10.0.0.1/", "a:b"), ("https://10.0.0.1/", "")] as [(String, String?)])
+    func noServerNameRouting(url: String, name: String?) {
+        #expect(ServerNameRouting(url: url, serverName: name) == nil)
+    }
 }

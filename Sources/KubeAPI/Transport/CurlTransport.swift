@@ -73,6 +73,7 @@ final class Transfer: @unchecked Sendable {
     let mode: Mode
     let easy: UnsafeMutableRawPointer
     private var headerList: UnsafeMutablePointer<curl_slist>?
+    private var connectToList: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer: UnsafeMutablePointer<CChar> = {
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         buffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -113,6 +114,7 @@ final class Transfer: @unchecked Sendable {
         curl_easy_cleanup(easy)
         errorBuffer.deallocate()
         if let headerList { curl_slist_free_all(headerList) }
+        if let connectToList { curl_slist_free_all(connectToList) }
     }
 
     private func check(_ code: CURLcode, _ what: String) throws {
@@ -122,7 +124,13 @@ final class Transfer: @unchecked Sendable {
     }
 
     private func configure(request: HTTPRequest, tls: TLSSettings) throws {
-        try check(tenops_curl_easy_setopt_string(easy, CURLOPT_URL, request.url), "URL")
+        if let routing = ServerNameRouting(url: request.url, serverName: tls.serverName) {
+            try check(tenops_curl_easy_setopt_string(easy, CURLOPT_URL, routing.url), "URL")
+            connectToList = curl_slist_append(nil, routing.connectTo)
+            try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_CONNECT_TO, UnsafeMutableRawPointer(connectToList)), "CONNECT_TO")
+        } else {
+            try check(tenops_curl_easy_setopt_string(easy, CURLOPT_URL, request.url), "URL")
+        }
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "NOSIGNAL")
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1), "TCP_NODELAY")
         try check(tenops_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS")

@@ -55,6 +55,7 @@ enum ObjectLifecycle {
             object["status"] = .object(status)
         }
         object = try validateAgainstSchema(object, resource: resource, name: name)
+        if resource.storageKey == "secrets" { object = try mergeStringData(object, name: name) }
         return (object, namespace, name)
     }
 
@@ -91,9 +92,33 @@ enum ObjectLifecycle {
         metadata["generation"] = .int(generation)
         metadata = metadata.filter { !$0.value.isNull }
         object["metadata"] = .object(metadata)
-        if subresource != "status" {
-            object = try validateAgainstSchema(object, resource: resource, name: name)
+        // A status write is validated and pruned too, against the whole object, as
+        // kube-apiserver does for custom resources.
+        object = try validateAgainstSchema(object, resource: resource, name: name)
+        if resource.storageKey == "secrets" { object = try mergeStringData(object, name: name) }
+        return object
+    }
+
+    /// A Secret's write-only `stringData` goes into `data`, base64-encoded, and is not stored
+    /// (a key in both takes the `stringData` value, as in Kubernetes).
+    static func mergeStringData(_ secret: JSONObject, name: String) throws(APIError) -> JSONObject {
+        guard let stringData = secret["stringData"] else { return secret }
+        var object = secret
+        object.removeValue(forKey: "stringData")
+        if stringData.isNull { return object }
+        guard let entries = stringData.objectValue else {
+            throw APIError.invalid(kind: "Secret", group: "", name: name,
+                                   causes: [.invalid("stringData", stringData, "must be a map of strings")])
         }
+        var data = object["data"]?.objectValue ?? [:]
+        for (key, value) in entries {
+            guard let text = value.stringValue else {
+                throw APIError.invalid(kind: "Secret", group: "", name: name,
+                                       causes: [.invalid("stringData[\(key)]", value, "must be a string")])
+            }
+            data[key] = .string(Data(text.utf8).base64EncodedString())
+        }
+        object["data"] = .object(data)
         return object
     }
 
