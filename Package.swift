@@ -102,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "tenops-bench",
             dependencies: [
-                "KubeAPI", "PKI", "KubeTestDouble", "LocalCluster", "Agent",
+                "KubeAPI", "PKI", "KubeTestDouble", "LocalCluster", "Agent", "OperatorEngine",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
@@ -110,13 +110,28 @@ let package = Package(
 
         // Shared by the test targets: child processes that never block the cooperative pool.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        // Shared by the agent's tests and the engine's: a pair's PKI, pod directories, in-process agents.
+        .target(
+            name: "AgentTestSupport",
+            dependencies: ["Agent", "PKI", "KubeAPI", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/AgentTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(name: "PKITests", dependencies: ["PKI", "KubeTestDouble"], swiftSettings: strict),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "PKI", "KubeTestDouble", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "PKI", "KubeAPI", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: [
+                "Agent", "PKI", "KubeAPI", "TestSupport", "AgentTestSupport", "OperatorEngine",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "LocalClusterTests", dependencies: ["LocalCluster", "KubeAPI", "PKI", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "OperatorEngineTests",
+            dependencies: ["OperatorEngine", "KubeAPI", "PKI", "LocalCluster", "TestSupport", "Agent", "AgentTestSupport"],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -1,4 +1,10 @@
-// Module OperatorEngine.
+// Module OperatorEngine: runs TimesTenClassic pairs. Imports KubeAPI and PKI only.
 //
-// TimesTenClassic types, PairStateMachine, the Reconciler, builders and the agent client. Imports KubeAPI and PKI only. Filled in by issue #6.
-// The boundary exists from the start (see ../shared/DESIGN.md); it holds no code yet.
+// - Model/: the TimesTenClassic CRD (TimesTenClassicCRD, the text of deploy/crd.yaml), its typed
+//   views (TimesTenClassic, TTSpec with Oracle's defaults, TimesTenClassicStatus), SpecValidation
+//   and the edge triggers stopManaging/reexamine.
+// - Builders/: the pair's StatefulSet and headless Service (PairObjects), its CA and agent
+//   certificates (PairCertificates), names and labels (PairNames), and Drift, which tells
+//   whether an existing object still matches what a builder wants.
+// - StateMachine/: PairStateMachine, a pure function from the pair's state to the next one.
+// - Agent/: AgentClient, the operator's mTLS client of the in-pod agent.

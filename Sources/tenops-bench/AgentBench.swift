@@ -1,6 +1,7 @@
 import Agent
 import Foundation
 import KubeAPI
+import OperatorEngine
 import PKI
 import PostgresNIO
 
@@ -48,9 +49,9 @@ enum AgentBench {
             let (active, standby) = try await world.roles()
             let session = try await world.sql(standby.address)
             // The old active is fenced first, as in a switchover; then the clock starts.
-            try await active.client.expect("repDeactivate")
+            _ = try await active.client.perform(.repDeactivate)
             let start = ContinuousClock.now
-            try await standby.client.expect("repStateSetActive")
+            _ = try await standby.client.perform(.repStateSetActive)
             let answered = ContinuousClock.now
             var attempt = 0
             while true {
@@ -68,7 +69,7 @@ enum AgentBench {
             toAnswer.add((answered - start).inMilliseconds)
             try? await session.close()
             // The old active follows the new one again.
-            _ = try await active.client.duplicate(from: standby.address)
+            _ = try await active.client.duplicate(from: standby.address, pollInterval: .milliseconds(5))
             try await active.client.waitFor("standby") { $0.repState == .standby }
         }
         figure("repStateSetActive, request to first write, p50", ms(toWrite.percentile(50)), target: "<= 300 ms")
@@ -81,18 +82,18 @@ enum AgentBench {
         let (active, _) = try await world.roles()
         for _ in 0..<20 {
             let pid = try requireValue(try await active.client.status().pid, "the active's postmaster pid")
-            let stream = try await active.client.watch()
+            let stream = try await active.client.watchStatus()
             var lines = stream.makeAsyncIterator()
             _ = try await lines.next()
             let killed = ContinuousClock.now
             guard kill(pid, SIGKILL) == 0 else { throw BenchError("kill(\(pid)): \(String(cString: strerror(errno)))") }
             var detected: ContinuousClock.Instant?
-            while let (status, at) = try await lines.next() {
-                if status.repState == .failed { detected = at; break }
+            while let status = try await lines.next() {
+                if status.repState == .failed { detected = .now; break }
             }
             guard let detected else { throw BenchError("the status stream ended without reporting the crash") }
             samples.add((detected - killed).inMilliseconds)
-            try await active.client.expect("startDaemon")
+            _ = try await active.client.perform(.startDaemon)
             try await active.client.waitFor("active again") { $0.repState == .active }
         }
         figure("postmaster crash seen on the status stream, p50", ms(samples.percentile(50)), target: "<= 50 ms")
@@ -129,7 +130,7 @@ enum AgentBench {
                     try? FileManager.default.removeItem(atPath: target)
                 } else {
                     let start = ContinuousClock.now
-                    let job = try await standby.client.duplicate(from: active.address)
+                    let job = try await standby.client.duplicate(from: active.address, pollInterval: .milliseconds(5))
                     agent.add((ContinuousClock.now - start).inSeconds)
                     copied = job.bytesTotal
                     try await standby.client.waitFor("standby") { $0.repState == .standby }
@@ -169,7 +170,7 @@ final class World: @unchecked Sendable {
         let address: String
         let root: String
         let agent: Agent
-        let client: BenchClient
+        let client: AgentClient
     }
 
     let root: String
@@ -213,10 +214,9 @@ final class World: @unchecked Sendable {
                 var logger = Logger(label: "tenops-bench.agent.\(index)")
                 logger.logLevel = ProcessInfo.processInfo.environment["TENOPS_BENCH_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
                 let agent = try await Agent.start(configuration, logger: logger, onDie: {})
-                let client = BenchClient(baseURL: agent.baseURL, tls: TLSSettings(
-                    certificateAuthorityPEM: Data(try ca.certificate.pem.utf8),
-                    clientCertificatePEM: Data(try operatorIdentity.certificatePEM.utf8),
-                    clientKeyPEM: Data(try operatorIdentity.privateKeyPEM.utf8)))
+                let client = AgentClient(baseURL: agent.baseURL, tls: AgentClient.tlsSettings(
+                    caPEM: try ca.certificate.pem, clientCertificatePEM: try operatorIdentity.certificatePEM,
+                    clientKeyPEM: try operatorIdentity.privateKeyPEM))
                 pods.append(Pod(address: address, root: podRoot, agent: agent, client: client))
             }
         } catch {
@@ -229,9 +229,9 @@ final class World: @unchecked Sendable {
 
     func setUpPair() async throws {
         let a = pods[0], b = pods[1]
-        try await a.client.expect("createDb")
-        try await a.client.expect("createRepScheme", #"{"peers": ["\#(b.address)"]}"#)
-        _ = try await b.client.duplicate(from: a.address)
+        _ = try await a.client.perform(.createDb())
+        _ = try await a.client.perform(.createRepScheme(peers: [b.address], twoSafe: false))
+        _ = try await b.client.duplicate(from: a.address, pollInterval: .milliseconds(5))
         try await b.client.waitFor("standby") { $0.repState == .standby }
     }
 
@@ -289,79 +289,14 @@ final class World: @unchecked Sendable {
     }
 }
 
-/// The operator's side of the agent API, over HTTPS with a client certificate.
-struct BenchClient: Sendable {
-    let baseURL: String
-    let tls: TLSSettings
-
-    func post(_ verb: String, _ body: String = "{}") async throws -> (Int, Data) {
-        let response = try await CurlTransport.shared.perform(
-            HTTPRequest(method: "POST", url: "\(baseURL)/v1/actions/\(verb)", headers: [("Content-Type", "application/json")],
-                        body: Data(body.utf8), timeout: .seconds(600)),
-            tls: tls)
-        return (response.head.status, response.body)
-    }
-
-    func expect(_ verb: String, _ body: String = "{}") async throws {
-        let (status, data) = try await post(verb, body)
-        guard status == 200 else { throw BenchError("\(verb): HTTP \(status): \(String(decoding: data, as: UTF8.self))") }
-    }
-
-    func status() async throws -> EngineStatus {
-        let response = try await CurlTransport.shared.perform(HTTPRequest(method: "GET", url: "\(baseURL)/v1/status"), tls: tls)
-        return try JSONDecoder().decode(EngineStatus.self, from: response.body)
-    }
-
-    func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: (EngineStatus) -> Bool) async throws {
+extension AgentClient {
+    /// Polls the status until `condition` holds.
+    func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: (AgentStatus) -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if condition(try await status()) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw BenchError("timed out waiting for \(what)")
-    }
-
-    /// repDuplicate, waiting for the job; returns the finished job.
-    func duplicate(from address: String) async throws -> AgentJob {
-        let (status, data) = try await post("repDuplicate", #"{"from": "\#(address)"}"#)
-        guard status == 202 else { throw BenchError("repDuplicate: HTTP \(status): \(String(decoding: data, as: UTF8.self))") }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let id = try decoder.decode(AgentJob.self, from: data).id
-        while true {
-            let response = try await CurlTransport.shared.perform(HTTPRequest(method: "GET", url: "\(baseURL)/v1/jobs/\(id)"), tls: tls)
-            let job = try decoder.decode(AgentJob.self, from: response.body)
-            switch job.state {
-            case .running: try await Task.sleep(for: .milliseconds(5))
-            case .succeeded: return job
-            case .failed: throw BenchError("repDuplicate failed: \(job.error ?? "") \(job.stderr ?? "")")
-            }
-        }
-    }
-
-    func watch() async throws -> AsyncThrowingStream<(EngineStatus, ContinuousClock.Instant), any Error> {
-        let (head, chunks) = try await CurlTransport.shared.stream(
-            HTTPRequest(method: "GET", url: "\(baseURL)/v1/status?watch=true", timeout: nil), tls: tls)
-        guard head.status == 200 else { throw BenchError("watch: HTTP \(head.status)") }
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                var pending = Data()
-                do {
-                    for try await chunk in chunks {
-                        let now = ContinuousClock.now
-                        pending.append(chunk)
-                        while let newline = pending.firstIndex(of: 0x0A) {
-                            let line = pending[pending.startIndex..<newline]
-                            pending = Data(pending[pending.index(after: newline)...])
-                            continuation.yield((try JSONDecoder().decode(EngineStatus.self, from: line), now))
-                        }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
     }
 }

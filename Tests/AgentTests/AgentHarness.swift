@@ -1,6 +1,8 @@
+import AgentTestSupport
 import Foundation
 import KubeAPI
 import Logging
+import OperatorEngine
 import PKI
 import PostgresNIO
 import Testing
@@ -10,116 +12,9 @@ import Testing
 import Glibc
 #endif
 
-/// The pair's PKI: a CA, server certificates for the agents, and client certificates.
-struct TestPKI: Sendable {
-    let ca: CertificateAuthority
-    let client: IssuedCertificate
-
-    init() throws {
-        ca = try CertificateAuthority.create(commonName: "sample-ca")
-        client = try ca.issueClient(commonName: "tenops-operator")
-    }
-
-    func server(for address: String) throws -> IssuedCertificate {
-        try ca.issueServer(commonName: "sample-agent", dnsNames: ["sample-0.sample.ns.svc.cluster.local"], ipAddresses: [address])
-    }
-
-    var caPEM: String { get throws { try ca.certificate.pem } }
-
-    func tls(_ identity: IssuedCertificate?) throws -> TLSSettings {
-        TLSSettings(
-            certificateAuthorityPEM: Data(try caPEM.utf8),
-            clientCertificatePEM: try identity.map { Data(try $0.certificatePEM.utf8) },
-            clientKeyPEM: try identity.map { Data(try $0.privateKeyPEM.utf8) })
-    }
-}
-
-/// The tenops binary next to the test bundle (built by `swift build --build-tests`).
-func tenopsBinary() throws -> String {
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    let candidates = [
-        URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent("tenops").path,
-        Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tenops").path,
-        packageRoot.appendingPathComponent(".build/debug/tenops").path,
-    ]
-    guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-        throw HarnessError("the tenops binary is not built (looked in \(candidates))")
-    }
-    return binary
-}
-
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// One pod's world on disk: /tt, /ttconfig and /agent-tls as real directories under a temporary
-/// root that the test removes.
-final class PodDirectory: @unchecked Sendable {
-    let root: String
-    let address: String
-    let pki: TestPKI
-    let serverCertificate: IssuedCertificate
-
-    static let adminUser = "appadmin"
-    static let adminPassword = "s3cret-pa55:word'"
-
-    init(address: String, pki: TestPKI, dbIni: String = "shared_buffers=32MB\nmax_connections = 40\n# a comment\n",
-         schema: String? = "CREATE TABLE items (id int PRIMARY KEY, note text NOT NULL);\n",
-         epilog: String? = "CREATE TABLE epilog_marker (x int); INSERT INTO epilog_marker VALUES (1);\n") throws {
-        self.address = address
-        self.pki = pki
-        root = "/tmp/tenops-agent-\(UUID().uuidString.prefix(8))"
-        let manager = FileManager.default
-        for sub in ["tt", "ttconfig", "agent-tls"] {
-            try manager.createDirectory(atPath: "\(root)/\(sub)", withIntermediateDirectories: true)
-        }
-        // The server user must be able to reach /tt.
-        chmod(root, 0o755)
-        chmod("\(root)/tt", 0o755)
-        serverCertificate = try pki.server(for: address)
-        try write("agent-tls/ca.crt", try pki.caPEM)
-        try write("agent-tls/tls.crt", try serverCertificate.certificatePEM)
-        try write("agent-tls/tls.key", try serverCertificate.privateKeyPEM, mode: 0o600)
-        try write("ttconfig/adminUser", "\(Self.adminUser)/\(Self.adminPassword)\n", mode: 0o600)
-        try write("ttconfig/db.ini", dbIni)
-        if let schema { try write("ttconfig/schema.sql", schema) }
-        if let epilog { try write("ttconfig/epilog.sql", epilog) }
-    }
-
-    func write(_ relative: String, _ text: String, mode: Int = 0o644) throws {
-        let path = "\(root)/\(relative)"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
-    }
-
-    var volumes: VolumeMap {
-        VolumeMap(["/tt": "\(root)/tt", "/ttconfig": "\(root)/ttconfig", "/agent-tls": "\(root)/agent-tls"])
-    }
-
-    /// The environment a node passes to a real `tenops agent` process.
-    var environment: [String: String] {
-        [
-            "TENOPS_VOLUME_TT": "\(root)/tt", "TENOPS_VOLUME_TTCONFIG": "\(root)/ttconfig",
-            "TENOPS_VOLUME_AGENT_TLS": "\(root)/agent-tls", "TENOPS_POD_IP": address, "POD_NAME": "sample-0",
-            "PATH": "/usr/bin:/bin",
-        ]
-    }
-
-    func configuration() throws -> AgentConfiguration {
-        AgentConfiguration(
-            listenAddress: address, port: 8443, tlsDirectory: "/agent-tls", volumes: volumes, databaseName: "sample",
-            repPort: 5432, serverUser: try ServerUser.resolve(), execChild: [try tenopsBinary(), "agent", "exec-child"])
-    }
-
-    func remove() {
-        try? FileManager.default.removeItem(atPath: root)
-    }
-}
-
-/// An HTTPS client of one agent, with the operator's client certificate unless told otherwise.
-struct AgentClient: Sendable {
+/// A raw HTTPS client of one agent, with the operator's client certificate unless told otherwise:
+/// the HTTP statuses and bodies as the agent sends them, for testing the agent's side of the API.
+struct RawAgentClient: Sendable {
     let baseURL: String
     let tls: TLSSettings
 
@@ -167,6 +62,9 @@ struct AgentClient: Sendable {
         return result
     }
 
+    /// The operator's client of the same agent.
+    var operatorClient: AgentClient { AgentClient(baseURL: baseURL, tls: tls) }
+
     func action(_ verb: String, _ body: String = "{}") async throws -> Reply {
         try await request("POST", "/v1/actions/\(verb)", body: body)
     }
@@ -213,33 +111,6 @@ struct AgentClient: Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw HarnessError("timed out waiting for \(what); last status: \(last.map { AgentService.encode($0) } ?? "none")")
-    }
-
-    /// The status stream: one decoded status per line, as it arrives.
-    func watch() async throws -> AsyncThrowingStream<(EngineStatus, ContinuousClock.Instant), any Error> {
-        let (head, chunks) = try await CurlTransport.shared.stream(
-            HTTPRequest(method: "GET", url: baseURL + "/v1/status?watch=true", timeout: nil), tls: tls)
-        guard head.status == 200 else { throw HarnessError("watch: HTTP \(head.status)") }
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                var pending = Data()
-                do {
-                    for try await chunk in chunks {
-                        let now = ContinuousClock.now
-                        pending.append(chunk)
-                        while let newline = pending.firstIndex(of: 0x0A) {
-                            let line = pending[pending.startIndex..<newline]
-                            pending = Data(pending[pending.index(after: newline)...])
-                            continuation.yield((try JSONDecoder().decode(EngineStatus.self, from: line), now))
-                        }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
     }
 }
 
@@ -311,14 +182,6 @@ func withAgents(_ pods: [PodDirectory], _ body: ([Agent], SQLSessions) async thr
         #expect(postgresProcesses(using: pod.root).isEmpty, "a postgres process outlived its agent")
         pod.remove()
     }
-}
-
-/// Starts an in-process agent for a pod directory.
-func startAgent(_ pod: PodDirectory) async throws -> Agent {
-    var logger = Logger(label: "agent-tests.\(pod.address)")
-    // The agents' own log lines (refusals, expected failures) only with AGENT_TEST_LOG=debug etc.
-    logger.logLevel = ProcessInfo.processInfo.environment["AGENT_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-    return try await Agent.start(try pod.configuration(), logger: logger, onDie: {})
 }
 
 /// True while a process exists.

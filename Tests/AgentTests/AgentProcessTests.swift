@@ -1,3 +1,4 @@
+import AgentTestSupport
 import Foundation
 import KubeAPI
 import PKI
@@ -52,7 +53,7 @@ struct AgentProcessTests {
         let pki = try TestPKI()
         let pod = try PodDirectory(address: "127.0.5.8", pki: pki, epilog: nil)
         defer { pod.remove() }
-        let client = try AgentClient(address: pod.address, pki: pki, identity: pki.client)
+        let client = try RawAgentClient(address: pod.address, pki: pki, identity: pki.client)
 
         let first = try AgentProcess(["agent", "--log-level", "warning"], environment: pod.environment)
         defer { first.kill9() }

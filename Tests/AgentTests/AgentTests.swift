@@ -1,6 +1,8 @@
+import AgentTestSupport
 import Foundation
 import KubeAPI
 import Logging
+import OperatorEngine
 import PKI
 import PostgresNIO
 import Testing
@@ -25,8 +27,8 @@ struct AgentPairTests {
     }
 
     private func lifecycle(pki: TestPKI, podA: PodDirectory, podB: PodDirectory, sessions: SQLSessions) async throws {
-        let a = try AgentClient(address: podA.address, pki: pki, identity: pki.client)
-        let b = try AgentClient(address: podB.address, pki: pki, identity: pki.client)
+        let a = try RawAgentClient(address: podA.address, pki: pki, identity: pki.client)
+        let b = try RawAgentClient(address: podB.address, pki: pki, identity: pki.client)
 
         // createDb on A: db.ini, adminUser and schema.sql applied, the database is the active.
         let created = try await a.action("createDb")
@@ -90,12 +92,12 @@ struct AgentPairTests {
 
         // kill -9 of A's postmaster: the status stream says so within 100 ms.
         let pidA = try #require(try await a.status().pid)
-        let stream = try await a.watch()
-        let seen = Locked<[(EngineStatus, ContinuousClock.Instant)]>([])
+        let stream = try await a.operatorClient.watchStatus()
+        let seen = Locked<[(AgentStatus, ContinuousClock.Instant)]>([])
         let reader = Task {
-            for try await line in stream {
-                seen.withLock { $0.append(line) }
-                if line.0.repState == .failed { return }
+            for try await status in stream {
+                seen.withLock { $0.append((status, .now)) }
+                if status.repState == .failed { return }
             }
         }
         defer { reader.cancel() }
@@ -165,8 +167,8 @@ struct AgentPairTests {
         let podA = try PodDirectory(address: "127.0.5.3", pki: pki, epilog: nil)
         let podB = try PodDirectory(address: "127.0.5.4", pki: pki, epilog: nil)
         try await withAgents([podA, podB]) { _, sessions in
-            let a = try AgentClient(address: podA.address, pki: pki, identity: pki.client)
-            let b = try AgentClient(address: podB.address, pki: pki, identity: pki.client)
+            let a = try RawAgentClient(address: podA.address, pki: pki, identity: pki.client)
+            let b = try RawAgentClient(address: podB.address, pki: pki, identity: pki.client)
             #expect(try await a.action("createDb").status == 200)
             let scheme = try await a.action("createRepScheme", #"{"peers": ["\#(podB.address)"], "returnService": "RETURN TWOSAFE"}"#)
             #expect(scheme.status == 200, "\(scheme.text)")
@@ -207,7 +209,7 @@ struct AgentPairTests {
         let pki = try TestPKI()
         let pod = try PodDirectory(address: "127.0.5.5", pki: pki, dbIni: "shared_buffers=32MB\nwal_compression=sideways\n")
         try await withAgents([pod]) { _, _ in
-            let client = try AgentClient(address: pod.address, pki: pki, identity: pki.client)
+            let client = try RawAgentClient(address: pod.address, pki: pki, identity: pki.client)
 
             // A db.ini value that PostgreSQL refuses: 400 with its words, and no database made.
             let refused = try await client.action("createDb")
@@ -227,12 +229,12 @@ struct AgentPairTests {
             #expect(before.repState == .active)
 
             // TLS refusals: no certificate, another CA's, and the agent's own server certificate.
-            let anonymous = try AgentClient(address: pod.address, pki: pki, identity: nil)
+            let anonymous = try RawAgentClient(address: pod.address, pki: pki, identity: nil)
             await #expect(throws: KubeAPIError.self) { _ = try await anonymous.request("GET", "/v1/status") }
             let stranger = try CertificateAuthority.create(commonName: "other-ca").issueClient(commonName: "intruder")
-            let foreign = try AgentClient(address: pod.address, pki: pki, identity: stranger)
+            let foreign = try RawAgentClient(address: pod.address, pki: pki, identity: stranger)
             await #expect(throws: KubeAPIError.self) { _ = try await foreign.action("stopDaemon") }
-            let impostor = try AgentClient(address: pod.address, pki: pki, identity: pod.serverCertificate)
+            let impostor = try RawAgentClient(address: pod.address, pki: pki, identity: pod.serverCertificate)
             await #expect(throws: KubeAPIError.self) { _ = try await impostor.action("stopDaemon") }
             #expect(TLSSetup.verifyClient([], trusted: [pki.ca.certificate]).isFailure)
 

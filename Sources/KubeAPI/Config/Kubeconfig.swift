@@ -110,10 +110,7 @@ public struct Kubeconfig: Sendable {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            // Yams quotes the offending line, which may hold a token or a key: keep only where it is.
-            let text = "\(error)"
-            let position = text.range(of: #"\d+:\d+"#, options: .regularExpression).map { " at line:column \(text[$0])" } ?? ""
-            throw .configuration("kubeconfig \(source): not valid YAML\(position)")
+            throw .configuration("kubeconfig \(source): not valid YAML\(yamlErrorPosition(error))")
         }
         var config = Kubeconfig()
         config.files = [source]

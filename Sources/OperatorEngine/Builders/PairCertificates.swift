@@ -1,0 +1,173 @@
+import Foundation
+import KubeAPI
+import PKI
+
+/// A problem with a pair's certificates or their Secrets, with the Secret it concerns.
+public struct PairCertificateError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var secret: String
+    public var message: String
+
+    public init(secret: String, message: String) {
+        self.secret = secret
+        self.message = message
+    }
+
+    public var description: String { "Secret \(secret): \(message)" }
+}
+
+/// The per-pair CA and what it issues.
+///
+/// - `NAME-ca` (`ca.crt`, `ca.key`) holds the CA. No pod mounts it; only the operator reads it.
+/// - `NAME-agent-tls` (`ca.crt`, `tls.crt`, `tls.key`) is what the pods mount at /agent-tls: the
+///   CA certificate, to check the operator's client certificate, and the agent's serverAuth-only
+///   certificate with its key.
+/// - The operator issues itself clientAuth-only certificates from the same CA.
+///
+/// How the operator checks an agent: it trusts the pair's CA and nothing else, and checks the
+/// agent's certificate against the DNS name `NAME.NS.svc` (`PairNames.agentServerName`) while
+/// connecting to the pod's IP, which changes and is not in the certificate. Only the operator
+/// holds the CA's key, and the only serverAuth certificate the CA signs is the pair's agent
+/// certificate, so a server that passes is an agent of this pair.
+public struct PairCertificates: Sendable {
+    public static let caCertificateKey = "ca.crt"
+    public static let caKeyKey = "ca.key"
+    public static let certificateKey = "tls.crt"
+    public static let keyKey = "tls.key"
+    /// An agent certificate closer than this to its end is issued again.
+    public static let renewBefore: TimeInterval = 30 * 86_400
+
+    public let names: PairNames
+    public let authority: CertificateAuthority
+
+    public init(names: PairNames, authority: CertificateAuthority) {
+        self.names = names
+        self.authority = authority
+    }
+
+    /// A new CA for the pair.
+    public static func create(for names: PairNames) throws -> PairCertificates {
+        PairCertificates(names: names, authority: try CertificateAuthority.create(commonName: caCommonName(names)))
+    }
+
+    /// The pair's CA from its Secret, or a new CA when there is no Secret yet. Whatever is in an
+    /// existing Secret is reused or refused, never replaced: a new CA would cut the operator off
+    /// from agents that still trust the old one.
+    public static func load(caSecret: Secret?, for names: PairNames) throws(PairCertificateError) -> (PairCertificates, created: Bool) {
+        guard let caSecret else {
+            do { return (try create(for: names), true) } catch {
+                throw PairCertificateError(secret: names.caSecret, message: "cannot create the pair CA: \(error)")
+            }
+        }
+        let data = caSecret.data
+        func text(_ key: String) throws(PairCertificateError) -> String {
+            guard let bytes = data[key], !bytes.isEmpty else {
+                throw PairCertificateError(secret: names.caSecret, message: "key \(key) is missing")
+            }
+            guard let text = String(data: bytes, encoding: .utf8) else {
+                throw PairCertificateError(secret: names.caSecret, message: "key \(key) is not PEM text")
+            }
+            return text
+        }
+        let certificate = try text(caCertificateKey)
+        let key = try text(caKeyKey)
+        do {
+            return (PairCertificates(names: names, authority: try CertificateAuthority(certificatePEM: certificate, privateKeyPEM: key)), false)
+        } catch {
+            throw PairCertificateError(secret: names.caSecret, message: "does not hold a usable CA: \(error)")
+        }
+    }
+
+    static func caCommonName(_ names: PairNames) -> String { String("tenops-ca-\(names.name)".prefix(64)) }
+
+    // MARK: Secrets
+
+    /// `NAME-ca`, owned by the TimesTenClassic.
+    public func caSecret(owner: TimesTenClassic) throws -> Secret {
+        try secret(names.caSecret, type: "Opaque", owner: owner, data: [
+            Self.caCertificateKey: try authority.certificate.pem,
+            Self.caKeyKey: try authority.privateKey.pem,
+        ])
+    }
+
+    /// `NAME-agent-tls` with a newly issued agent certificate, owned by the TimesTenClassic.
+    public func agentTLSSecret(owner: TimesTenClassic) throws -> Secret {
+        let agent = try issueAgent()
+        return try secret(names.agentTLSSecret, type: "kubernetes.io/tls", owner: owner, data: [
+            Self.caCertificateKey: try authority.certificate.pem,
+            Self.certificateKey: try agent.certificatePEM,
+            Self.keyKey: try agent.privateKeyPEM,
+        ])
+    }
+
+    private func secret(_ name: String, type: String, owner: TimesTenClassic, data: [String: String]) throws -> Secret {
+        var secret = Secret(name: name, namespace: names.namespace)
+        secret.metadata = names.metadata(name, owner: owner)
+        secret.type = type
+        secret.data = data.mapValues { Data($0.utf8) }
+        return secret
+    }
+
+    // MARK: Certificates
+
+    /// Every name an agent of the pair answers to: the Service's, each pod's, and wildcards
+    /// under the Service for pods the pair may get later.
+    public static func agentDNSNames(_ names: PairNames) -> [String] {
+        let service = names.service, namespace = names.namespace, domain = PairNames.clusterDomain
+        var dns = [service, "\(service).\(namespace)", "\(service).\(namespace).svc", "\(service).\(namespace).svc.\(domain)",
+                   "*.\(service).\(namespace).svc", "*.\(service).\(namespace).svc.\(domain)"]
+        for ordinal in 0..<PairNames.replicas {
+            dns += ["\(names.pod(ordinal)).\(service).\(namespace).svc", names.podDNSName(ordinal)]
+        }
+        return dns
+    }
+
+    /// The agent's certificate: serverAuth only, for `agentDNSNames`.
+    public func issueAgent(validity: TimeInterval = CertificateAuthority.defaultLeafValidity) throws -> IssuedCertificate {
+        try authority.issue(CertificateRequest(
+            commonName: String("\(names.name)-agent".prefix(64)), dnsNames: Self.agentDNSNames(names), usages: [.serverAuth],
+            validity: validity))
+    }
+
+    /// A client certificate for the operator: clientAuth only.
+    public func issueOperatorClient(
+        commonName: String = "tenops-operator", validity: TimeInterval = CertificateAuthority.defaultLeafValidity
+    ) throws -> IssuedCertificate {
+        try authority.issueClient(commonName: commonName, organizations: ["tenops"], validity: validity)
+    }
+
+    /// How the operator talks to this pair's agents with `client` (from `issueOperatorClient`):
+    /// the pair CA as the only trust, the client certificate, and `NAME.NS.svc` as the name to
+    /// check the agent's certificate against. The transport must honour `serverName`.
+    public func agentTLSSettings(client: IssuedCertificate) throws -> TLSSettings {
+        TLSSettings(
+            certificateAuthorityPEM: Data(try authority.certificate.pem.utf8),
+            clientCertificatePEM: Data(try client.certificatePEM.utf8), clientKeyPEM: Data(try client.privateKeyPEM.utf8),
+            serverName: names.agentServerName)
+    }
+
+    /// What is wrong with an existing `NAME-agent-tls` Secret; empty when it can stay: it holds
+    /// this CA's certificate, and a serverAuth-only certificate from this CA for every name in
+    /// `agentDNSNames`, not within `renewBefore` of its end, with the key that belongs to it.
+    public func agentTLSProblems(_ secret: Secret, now: Date = Date()) -> [String] {
+        let data = secret.data
+        func text(_ key: String) -> String? { data[key].flatMap { String(data: $0, encoding: .utf8) } }
+        var problems: [String] = []
+        let caPEM = try? authority.certificate.pem
+        if text(Self.caCertificateKey) != caPEM { problems.append("\(Self.caCertificateKey) is not the pair CA's certificate") }
+        guard let certificatePEM = text(Self.certificateKey), let certificate = try? Certificate(pem: certificatePEM) else {
+            return problems + ["\(Self.certificateKey) is missing or not a certificate"]
+        }
+        do { try authority.verify(certificate, for: .serverAuth) } catch {
+            problems.append("\(Self.certificateKey) does not verify against the pair CA: \(error)")
+        }
+        if certificate.extendedKeyUsages != [.serverAuth] { problems.append("\(Self.certificateKey) is not for serverAuth only") }
+        let missing = Self.agentDNSNames(names).filter { !certificate.dnsNames.contains($0) }
+        if !missing.isEmpty { problems.append("\(Self.certificateKey) lacks the names \(missing.joined(separator: ", "))") }
+        if certificate.notAfter.timeIntervalSince(now) < Self.renewBefore {
+            problems.append("\(Self.certificateKey) expires at \(KubeTime.format(certificate.notAfter))")
+        }
+        let key = text(Self.keyKey).flatMap { try? PrivateKey(pem: $0) }
+        if key.map(certificate.matches) != true { problems.append("\(Self.keyKey) is missing or does not belong to \(Self.certificateKey)") }
+        return problems
+    }
+}
