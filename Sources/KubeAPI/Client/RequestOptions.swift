@@ -116,7 +116,7 @@ public struct LogOptions: Sendable, Equatable {
 }
 
 /// One page of a LIST.
-public struct ObjectList<T: JSONBacked>: Sendable {
+public struct ObjectList<T: APIObject>: Sendable {
     public var items: [T]
     public var resourceVersion: String
     public var continueToken: String?
@@ -129,7 +129,7 @@ public enum WatchEventType: String, Sendable {
     case bookmark = "BOOKMARK"
 }
 
-public struct WatchEvent<T: JSONBacked>: Sendable {
+public struct WatchEvent<T: APIObject>: Sendable {
     public var type: WatchEventType
     public var object: T
 }

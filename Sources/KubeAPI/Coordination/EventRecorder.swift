@@ -44,7 +44,7 @@ public actor EventRecorder {
 
     /// Records an event and returns the Event as stored (nil when the API refused it).
     @discardableResult
-    public func record(_ object: some JSONBacked, type: EventType, reason: String, message: String, now: Date = Date()) async -> CoreEvent? {
+    public func record(_ object: some APIObject, type: EventType, reason: String, message: String, now: Date = Date()) async -> CoreEvent? {
         let namespace = object.metadata.namespace ?? "default"
         let key = AggregationKey(
             objectUID: object.metadata.uid ?? "", objectKind: object.kind ?? "", objectKey: object.key, type: type.rawValue,
@@ -87,7 +87,7 @@ public actor EventRecorder {
     }
 
     /// `<object name>.<hex nanoseconds>`, client-go's naming.
-    static func eventName(for object: some JSONBacked, now: Date) -> String {
+    static func eventName(for object: some APIObject, now: Date) -> String {
         let nanos = UInt64(max(0, now.timeIntervalSince1970) * 1e9)
         return "\(object.metadata.name ?? "object").\(String(nanos, radix: 16))"
     }

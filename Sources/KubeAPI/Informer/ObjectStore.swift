@@ -5,7 +5,7 @@ public typealias IndexFunction<T> = @Sendable (T) -> [String]
 
 /// A thread-safe cache of objects by key, with a namespace index and custom indexes, as
 /// client-go's thread-safe store with indexers.
-public final class ObjectStore<T: JSONBacked>: Sendable {
+public final class ObjectStore<T: APIObject>: Sendable {
     public static var namespaceIndex: String { "namespace" }
 
     private struct State {
@@ -108,7 +108,7 @@ public final class ObjectStore<T: JSONBacked>: Sendable {
 }
 
 /// A change to an informer's cache.
-public enum InformerEvent<T: JSONBacked>: Sendable {
+public enum InformerEvent<T: APIObject>: Sendable {
     case added(T)
     case updated(old: T, new: T)
     case deleted(T)

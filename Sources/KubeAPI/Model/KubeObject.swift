@@ -1,7 +1,7 @@
 import Foundation
 
 /// A Kubernetes object of a known kind, as a view onto its JSON.
-public protocol KubeObject: JSONBacked {
+public protocol KubeObject: APIObject {
     static var resourceType: ResourceType { get }
 }
 
@@ -20,6 +20,14 @@ extension KubeObject {
 extension JSONBacked {
     public var apiVersion: String? { get { string("apiVersion") } set { setString("apiVersion", newValue) } }
     public var kind: String? { get { string("kind") } set { setString("kind", newValue) } }
+}
+
+/// A whole API object, with metadata: a typed `KubeObject` or an `UnstructuredObject`. The
+/// metadata shortcuts live here, not on every `JSONBacked`, so that a part of an object (an
+/// OwnerReference, a Container) cannot reach for a `metadata` it does not have.
+public protocol APIObject: JSONBacked {}
+
+extension APIObject {
     public var metadata: ObjectMeta { get { child("metadata") } set { setChild("metadata", newValue) } }
 
     public var name: String { metadata.name ?? "" }
@@ -32,7 +40,7 @@ extension JSONBacked {
 }
 
 /// Any object, kind unknown to the client: custom resources and everything without a model.
-public struct UnstructuredObject: JSONBacked, Hashable {
+public struct UnstructuredObject: APIObject, Hashable {
     public var json: JSONObject
     public init(json: JSONObject) { self.json = json }
 }
@@ -88,7 +96,7 @@ public struct OwnerReference: JSONBacked {
     public var json: JSONObject
     public init(json: JSONObject) { self.json = json }
 
-    public init(owner: some JSONBacked, controller: Bool = true, blockOwnerDeletion: Bool = true) {
+    public init(owner: some APIObject, controller: Bool = true, blockOwnerDeletion: Bool = true) {
         self.init(json: [:])
         apiVersion = owner.apiVersion
         kind = owner.kind

@@ -63,7 +63,7 @@ public struct ObjectReference: JSONBacked, Hashable {
     public var json: JSONObject
     public init(json: JSONObject) { self.json = json }
 
-    public init(_ object: some JSONBacked) {
+    public init(_ object: some APIObject) {
         self.init(json: [:])
         apiVersion = object.apiVersion
         kind = object.kind
