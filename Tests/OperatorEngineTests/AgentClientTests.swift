@@ -75,6 +75,8 @@ struct AgentClientHostileTests {
                  kind: "malformed", says: "cut off"),
         BadReply(name: "not HTTP at all", reply: .pieces(["SSH-2.0-OpenSSH_9.2\r\n"]), kind: "malformed", says: "not HTTP"),
         BadReply(name: "no reply", reply: .pieces([]), kind: "unreachable", says: "Empty reply"),
+        BadReply(name: "a reply of 5 MiB", reply: HostileAgent.http(200, String(repeating: "x", count: 5 << 20)),
+                 kind: "malformed", says: "larger than 4194304 bytes"),
         BadReply(name: "an unexpected success status", reply: HostileAgent.http(204, ""), kind: "malformed", says: "unexpected HTTP 204"),
         BadReply(name: "an error status with an HTML body", reply: HostileAgent.http(502, "<html>\nbad gateway</html>", contentType: "text/html"),
                  kind: "rejected", says: "HTTP 502: <html>bad gateway</html>"),

@@ -80,6 +80,9 @@ final class Transfer: @unchecked Sendable {
         return buffer
     }()
     let description: String
+    let maxBodyBytes: Int
+    /// Set when the body outgrew `maxBodyBytes`; the write callback then aborts the transfer.
+    var bodyTooLarge = false
 
     // Response state, written by callbacks on the I/O thread.
     var headStatus = 0
@@ -100,6 +103,7 @@ final class Transfer: @unchecked Sendable {
         self.easy = easy
         self.mode = mode
         self.description = "\(request.method) \(Transfer.redacted(request.url))"
+        self.maxBodyBytes = request.maxBodyBytes
         try configure(request: request, tls: tls)
     }
 
@@ -217,7 +221,12 @@ final class Transfer: @unchecked Sendable {
     func receivedBody(_ data: Data) {
         if !headDelivered { deliverHead() }
         switch mode {
-        case .buffered: body.append(data)
+        case .buffered:
+            guard body.count + data.count <= maxBodyBytes else {
+                bodyTooLarge = true
+                return
+            }
+            body.append(data)
         case .streaming: bodyContinuation?.yield(data)
         }
     }
@@ -245,6 +254,8 @@ final class Transfer: @unchecked Sendable {
                 deliverHead()
                 bodyContinuation?.finish()
             }
+        } else if bodyTooLarge {
+            fail(.malformedResponse("\(description): the response body is larger than \(maxBodyBytes) bytes"))
         } else {
             fail(transportError(code))
         }
@@ -282,7 +293,7 @@ private let curlWriteCallback: tenops_curl_data_callback = { pointer, size, coun
     guard let pointer, let context else { return length }
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
     transfer.receivedBody(Data(bytes: pointer, count: length))
-    return length
+    return transfer.bodyTooLarge ? 0 : length  // 0 makes curl abort with CURLE_WRITE_ERROR
 }
 
 private let curlHeaderCallback: tenops_curl_data_callback = { pointer, size, count, context in

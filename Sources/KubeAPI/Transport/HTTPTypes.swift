@@ -9,11 +9,18 @@ public struct HTTPRequest: Sendable {
     /// Total time allowed for the whole transfer. nil: no limit (watches, log follows).
     public var timeout: Duration?
     public var connectTimeout: Duration
+    /// The most a buffered response body may hold; a larger one fails the request instead of
+    /// filling memory (a hostile or broken server). Streams are not capped here: their readers
+    /// bound their own lines.
+    public var maxBodyBytes: Int
+
+    public static let defaultMaxBodyBytes = 512 << 20
 
     public init(
         method: String, url: String, headers: [(String, String)] = [], body: Data? = nil,
-        timeout: Duration? = .seconds(30), connectTimeout: Duration = .seconds(10)
+        timeout: Duration? = .seconds(30), connectTimeout: Duration = .seconds(10), maxBodyBytes: Int = HTTPRequest.defaultMaxBodyBytes
     ) {
+        self.maxBodyBytes = maxBodyBytes
         self.method = method
         self.url = url
         self.headers = headers

@@ -149,6 +149,9 @@ public struct AgentClient: Sendable {
     /// `.unreachable` when the connection breaks (the agent died) — either way it is over, and
     /// its end is itself news. A malformed line ends it with `.malformed`. There is no timeout:
     /// the stream stays open as long as the agent keeps it. Stopping iteration closes it.
+    /// An agent's replies are a status or a job, a few KB; anything past this is refused.
+    static let maxReplyBytes = 4 << 20
+
     public func watchStatus() async throws(AgentClientError) -> AsyncThrowingStream<AgentStatus, any Error> {
         let call = "GET /v1/status?watch=true"
         let request = HTTPRequest(
@@ -208,7 +211,7 @@ public struct AgentClient: Sendable {
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let request = HTTPRequest(
             method: method, url: baseURL + path, headers: headers, body: body, timeout: timeout,
-            connectTimeout: min(timeouts.connect, timeout))
+            connectTimeout: min(timeouts.connect, timeout), maxBodyBytes: Self.maxReplyBytes)
         do {
             return try await transport.perform(request, tls: tls)
         } catch {
