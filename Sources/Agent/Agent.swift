@@ -31,6 +31,7 @@ public enum AgentError: Error, CustomStringConvertible {
 /// API (all JSON):
 /// - `GET /v1/status`: the engine's status, freshly read.
 /// - `GET /v1/status?watch=true`: one status per line, the current one first, then each change
+///   (and the latest again every 5 s when nothing changed: see `StatusHeartbeat`)
 ///   as it happens (a postmaster crash is pushed the moment the process ends), and a re-check of
 ///   replication state and lag every `statusInterval`.
 /// - `POST /v1/actions/{verb}` with a JSON object body: see ``AgentService``. 200 with the
@@ -123,13 +124,49 @@ public final class Agent: Sendable {
     }
 }
 
+/// The status stream repeats the latest status every `interval` when nothing changed, so that a
+/// client can tell a quiet agent from a dead connection (a powered-off node leaves a half-open
+/// TCP connection that never reports an error): no line for three intervals means it is gone.
+enum StatusHeartbeat {
+    static let interval: Duration = .seconds(5)
+
+    static func lines(_ updates: AsyncStream<EngineStatus>, every interval: Duration) -> AsyncStream<EngineStatus> {
+        let (lines, continuation) = AsyncStream<EngineStatus>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        let latest = Latest()
+        let forward = Task { [updates] in
+            for await status in updates {
+                latest.set(status)
+                continuation.yield(status)
+            }
+            continuation.finish()
+        }
+        let beat = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                if !Task.isCancelled, let status = latest.value { continuation.yield(status) }
+            }
+        }
+        continuation.onTermination = { _ in
+            forward.cancel()
+            beat.cancel()
+        }
+        return lines
+    }
+
+    private final class Latest: Sendable {
+        private let status = Mutex<EngineStatus?>(nil)
+        var value: EngineStatus? { status.withLock { $0 } }
+        func set(_ new: EngineStatus) { status.withLock { $0 = new } }
+    }
+}
+
 /// The routes.
 enum Routes {
     static func build(service: AgentService, engine: PostgresEngine) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.get("/v1/status") { request, _ -> Response in
             if let watch = request.uri.queryParameters.get("watch"), watch == "true" || watch == "1" {
-                let updates = await engine.statusUpdates()
+                let updates = StatusHeartbeat.lines(await engine.statusUpdates(), every: StatusHeartbeat.interval)
                 return Response(
                     status: .ok,
                     headers: [.contentType: "application/x-ndjson", .cacheControl: "no-cache"],

@@ -137,6 +137,25 @@ struct AgentProcessTests {
 
 @Suite("Agent pieces", .timeLimit(.minutes(5)))
 struct AgentPieceTests {
+    @Test("the status stream repeats the latest status when nothing changes, and passes changes at once")
+    func statusHeartbeat() async {
+        let (updates, source) = AsyncStream<EngineStatus>.makeStream()
+        var first = EngineStatus(engine: "postgresql", version: "15")
+        first.daemonUp = true
+        source.yield(first)
+        var iterator = StatusHeartbeat.lines(updates, every: .milliseconds(100)).makeAsyncIterator()
+        let start = ContinuousClock.now
+        let lines = [await iterator.next(), await iterator.next(), await iterator.next()]
+        #expect(lines == [first, first, first])
+        #expect(start.duration(to: .now) >= .milliseconds(180), "two beats of 100 ms")
+        var changed = first
+        changed.daemonUp = false
+        source.yield(changed)
+        #expect(await iterator.next() == changed)
+        source.finish()
+        #expect(await iterator.next() == nil)
+    }
+
     @Test("container paths map through TENOPS_VOLUME_* and requests stay inside the volumes")
     func volumes() throws {
         let map = VolumeMap.fromEnvironment([

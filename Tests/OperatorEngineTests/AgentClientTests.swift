@@ -188,6 +188,18 @@ struct AgentClientHostileTests {
         }
     }
 
+    @Test("status stream: an agent that falls silent with the connection open is unreachable after the idle timeout")
+    func streamSilence() async throws {
+        let timeouts = AgentClient.Timeouts(get: .seconds(10), post: .seconds(10), async: .seconds(10), streamIdle: .seconds(2))
+        try await withHostileAgent(timeouts: timeouts) { server, client in
+            server.script("/v1/status?watch=true", .piecesThenSilence(
+                ["HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n", statusJSON + "\n"]))
+            let (statuses, error) = await drain(try await client.watchStatus())
+            #expect(statuses.count == 1)
+            #expect(error?.isUnreachable == true, "\(String(describing: error))")
+        }
+    }
+
     @Test("status stream: ends that are errors")
     func streamBadEnds() async throws {
         try await withHostileAgent { server, client in

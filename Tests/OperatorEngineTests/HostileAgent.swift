@@ -15,6 +15,9 @@ final class HostileAgent: Sendable {
         case pieces([String])
         /// Never answers; the connection stays open until the double stops.
         case hang
+        /// Written piece by piece, then silence with the connection left open: a peer that
+        /// vanished without closing (a powered-off node).
+        case piecesThenSilence([String])
     }
 
     private struct State {
@@ -121,17 +124,27 @@ final class HostileAgent: Sendable {
         case .hang:
             while !state.withLock({ $0.stopped }) { usleep(10_000) }
         case .pieces(let pieces):
-            for (index, piece) in pieces.enumerated() {
-                if index > 0 { usleep(20_000) }
-                let bytes = Array(piece.utf8)
-                var sent = 0
-                while sent < bytes.count {
-                    let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                    guard n > 0 else { return }
-                    sent += n
-                }
+            write(pieces, to: fd)
+        case .piecesThenSilence(let pieces):
+            guard write(pieces, to: fd) else { return }
+            while !state.withLock({ $0.stopped }) { usleep(10_000) }
+        }
+    }
+
+    /// Sends each piece, 20 ms apart; false when the peer went away.
+    @discardableResult
+    private func write(_ pieces: [String], to fd: Int32) -> Bool {
+        for (index, piece) in pieces.enumerated() {
+            if index > 0 { usleep(20_000) }
+            let bytes = Array(piece.utf8)
+            var sent = 0
+            while sent < bytes.count {
+                let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard n > 0 else { return false }
+                sent += n
             }
         }
+        return true
     }
 
     /// Reads the head and the body (so that closing does not reset the connection); returns the

@@ -144,6 +144,11 @@ final class Transfer: @unchecked Sendable {
         if let timeout = request.timeout {
             try check(tenops_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)), "TIMEOUT")
         }
+        if let idle = request.idleTimeout {
+            // Below 1 byte/s for the whole period: curl aborts with CURLE_OPERATION_TIMEDOUT.
+            try check(tenops_curl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1), "LOW_SPEED_LIMIT")
+            try check(tenops_curl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, Self.milliseconds(idle) / 1000)), "LOW_SPEED_TIME")
+        }
         try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, errorBuffer), "ERRORBUFFER")
 
         switch request.method {

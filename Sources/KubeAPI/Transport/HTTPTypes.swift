@@ -16,6 +16,10 @@ public struct HTTPRequest: Sendable {
 
     public static let defaultMaxBodyBytes = 512 << 20
 
+    /// A stream that receives nothing for this long is ended with a transport error: how a
+    /// client notices a peer that vanished without closing the connection. nil: no limit.
+    public var idleTimeout: Duration?
+
     public init(
         method: String, url: String, headers: [(String, String)] = [], body: Data? = nil,
         timeout: Duration? = .seconds(30), connectTimeout: Duration = .seconds(10), maxBodyBytes: Int = HTTPRequest.defaultMaxBodyBytes

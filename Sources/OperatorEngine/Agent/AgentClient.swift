@@ -20,12 +20,17 @@ public struct AgentClient: Sendable {
         public var async: Duration
         /// Opening the connection, within the above.
         public var connect: Duration
+        /// The status stream with no line for this long ends as unreachable (the agent repeats
+        /// its status every 5 s, so the default is three missed beats).
+        public var streamIdle: Duration
 
-        public init(get: Duration = .seconds(60), post: Duration = .seconds(600), async: Duration = .seconds(600), connect: Duration = .seconds(5)) {
+        public init(get: Duration = .seconds(60), post: Duration = .seconds(600), async: Duration = .seconds(600), connect: Duration = .seconds(5),
+                    streamIdle: Duration = .seconds(15)) {
             self.get = get
             self.post = post
             self.async = async
             self.connect = connect
+            self.streamIdle = streamIdle
         }
 
         /// From the spec's seconds (`agentGetTimeout`, `agentPostTimeout`, `agentAsyncTimeout`).
@@ -147,16 +152,19 @@ public struct AgentClient: Sendable {
     ///
     /// The stream finishes when the agent closes it (it is stopping) and throws
     /// `.unreachable` when the connection breaks (the agent died) — either way it is over, and
-    /// its end is itself news. A malformed line ends it with `.malformed`. There is no timeout:
-    /// the stream stays open as long as the agent keeps it. Stopping iteration closes it.
+    /// its end is itself news. A malformed line ends it with `.malformed`. It has no overall
+    /// timeout, but 15 s without a line (the agent repeats its status every 5 s) ends it as
+    /// unreachable: a half-open connection to a dead node. Stopping iteration closes it.
     /// An agent's replies are a status or a job, a few KB; anything past this is refused.
     static let maxReplyBytes = 4 << 20
 
     public func watchStatus() async throws(AgentClientError) -> AsyncThrowingStream<AgentStatus, any Error> {
         let call = "GET /v1/status?watch=true"
-        let request = HTTPRequest(
+        var request = HTTPRequest(
             method: "GET", url: baseURL + "/v1/status?watch=true", headers: [("Accept", "application/x-ndjson")],
             timeout: nil, connectTimeout: min(timeouts.connect, timeouts.get))
+        // The agent repeats its status every 5 s; three beats missed means the agent is gone.
+        request.idleTimeout = timeouts.streamIdle
         let head: HTTPResponseHead
         let chunks: AsyncThrowingStream<Data, any Error>
         do {
