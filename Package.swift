@@ -58,7 +58,11 @@ let package = Package(
             swiftSettings: strict
         ),
         // TimesTenClassic types, state machine, reconciler.
-        .target(name: "OperatorEngine", dependencies: ["KubeAPI", "PKI"], swiftSettings: strict),
+        .target(
+            name: "OperatorEngine",
+            dependencies: ["KubeAPI", "PKI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Local control plane: API server, controllers, process node.
         .target(
             name: "LocalCluster",

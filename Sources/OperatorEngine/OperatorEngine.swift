@@ -8,3 +8,5 @@
 //   whether an existing object still matches what a builder wants.
 // - StateMachine/: PairStateMachine, a pure function from the pair's state to the next one.
 // - Agent/: AgentClient, the operator's mTLS client of the in-pod agent.
+// - Reconciler/: PairReconciler, the reconcile loop: PairObserver (informers → PairSnapshot),
+//   PairPlanner (pure: snapshot → KubeAction list), PairActor (performs them through KubeClient).

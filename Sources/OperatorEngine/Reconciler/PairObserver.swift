@@ -1,0 +1,96 @@
+import Foundation
+import KubeAPI
+import Logging
+
+/// The informers the reconciler reads from, and the snapshot of one pair built from their caches.
+public final class PairObserver: Sendable {
+    /// Selects the objects TenOps builds. Secrets are filtered by it (there may be many others): a
+    /// Secret of the pair's name without these labels is invisible, and creating it then fails
+    /// with AlreadyExists, which `PairActor` reports as an Error event.
+    public static let managedSelector = "app.kubernetes.io/managed-by=tenops"
+    /// Selects everything of any pair, pods and claims included (they carry the selector labels only).
+    public static let pairSelector = "tenops.io/pair"
+
+    public let pairs: Informer<TimesTenClassic>
+    public let statefulSets: Informer<StatefulSet>
+    public let services: Informer<Service>
+    public let secrets: Informer<Secret>
+    public let pods: Informer<Pod>
+    public let claims: Informer<PairClaim>
+    public let nodes: Informer<Node>
+
+    public init(client: KubeClient, namespace: String?, logger: Logger) {
+        pairs = Informer(client: client, namespace: namespace, logger: logger)
+        // Unfiltered: a StatefulSet or Service of the pair's name that lacks the labels must still be
+        // seen, to be adopted (no controller) or reported (another controller) through Drift.
+        statefulSets = Informer(client: client, namespace: namespace, logger: logger)
+        services = Informer(client: client, namespace: namespace, logger: logger)
+        secrets = Informer(client: client, namespace: namespace, labelSelector: Self.managedSelector, logger: logger)
+        pods = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector, logger: logger)
+        claims = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector, logger: logger)
+        nodes = Informer(client: client, logger: logger)
+    }
+
+    /// Runs every informer until the calling Task is cancelled.
+    func runInformers() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.pairs.run() }
+            group.addTask { await self.statefulSets.run() }
+            group.addTask { await self.services.run() }
+            group.addTask { await self.secrets.run() }
+            group.addTask { await self.pods.run() }
+            group.addTask { await self.claims.run() }
+            group.addTask { await self.nodes.run() }
+        }
+    }
+
+    func waitForSync() async {
+        await pairs.waitForSync()
+        await statefulSets.waitForSync()
+        await services.waitForSync()
+        await secrets.waitForSync()
+        await pods.waitForSync()
+        await claims.waitForSync()
+        await nodes.waitForSync()
+    }
+
+    /// The pair `key` and what it owns, from the caches; nil when the TimesTenClassic is gone.
+    public func snapshot(_ key: ObjectKey, now: Date = Date()) -> PairSnapshot? {
+        guard let object = pairs.store.get(key) else { return nil }
+        let names = PairNames(object)
+        let namespace = names.namespace
+        var snapshot = PairSnapshot(object: object, now: now)
+        snapshot.statefulSet = statefulSets.store.get(namespace: namespace, name: names.statefulSet)
+        snapshot.service = services.store.get(namespace: namespace, name: names.service)
+        snapshot.caSecret = secrets.store.get(namespace: namespace, name: names.caSecret)
+        snapshot.agentTLSSecret = secrets.store.get(namespace: namespace, name: names.agentTLSSecret)
+        for podName in names.pods {
+            guard let pod = pods.store.get(namespace: namespace, name: podName) else { continue }
+            snapshot.pods[podName] = pod
+            if let nodeName = pod.spec.nodeName, let node = nodes.store.get(namespace: nil, name: nodeName) {
+                snapshot.nodes[nodeName] = node
+            }
+        }
+        snapshot.claims = claims.store.list(namespace: namespace)
+            .filter { $0.metadata.labels["tenops.io/pair"] == names.name }
+            .sorted { $0.name < $1.name }
+        return snapshot
+    }
+
+    /// The pair an owned object belongs to: its controller reference to a TimesTenClassic, else
+    /// its `tenops.io/pair` label.
+    static func pairKey(of object: some APIObject) -> ObjectKey? {
+        let meta = object.metadata
+        if let reference = meta.controllerReference?.json, reference["kind"]?.stringValue == TimesTenClassic.resourceType.kind,
+           let name = reference["name"]?.stringValue {
+            return ObjectKey(namespace: meta.namespace, name: name)
+        }
+        if let name = meta.labels["tenops.io/pair"] { return ObjectKey(namespace: meta.namespace, name: name) }
+        return nil
+    }
+
+    /// The pairs with a pod on node `name`.
+    func pairKeys(onNode name: String) -> [ObjectKey] {
+        Set(pods.store.list().filter { $0.spec.nodeName == name }.compactMap { Self.pairKey(of: $0) }).sorted()
+    }
+}
