@@ -227,7 +227,11 @@ public actor PostgresEngine: DatabaseEngine {
     }
 
     /// Reads and publishes the status at once (after a change the agent made or saw).
+    /// Publishes the status as it is after a change. A refresh already in flight began before the
+    /// change and may have read the old state (appliedFiles without the file just run, say), so
+    /// it is waited out rather than joined.
     private func publishNow() async {
+        if let refreshTask { _ = await refreshTask.value }
         _ = await refreshStatus()
     }
 
