@@ -17,6 +17,21 @@ extension JSONValue {
         return try convert(root, path: "", source: source)
     }
 
+    /// Every document of a YAML stream (`---` between documents), empty ones left out.
+    public static func parseYAMLDocuments(_ text: String, source: String = "YAML") throws(KubeAPIError) -> [JSONValue] {
+        var documents: [JSONValue] = []
+        do {
+            for node in try Yams.compose_all(yaml: text) {
+                documents.append(try convert(node, path: "", source: "\(source) document \(documents.count + 1)"))
+            }
+        } catch let error as KubeAPIError {
+            throw error
+        } catch {
+            throw .configuration("\(source): not valid YAML\(yamlErrorPosition(error))")
+        }
+        return documents.filter { !$0.isNull }
+    }
+
     private static func convert(_ node: Yams.Node, path: String, source: String) throws(KubeAPIError) -> JSONValue {
         switch node {
         case .scalar(let scalar):

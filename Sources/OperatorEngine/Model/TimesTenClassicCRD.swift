@@ -202,6 +202,8 @@ spec:
                           podIP: {type: string}
                           agent: {type: string}
                           lastTimeReachable: {type: string}
+                          uid: {type: string}
+                          restarts: {type: integer}
                       dbStatus:
                         type: object
                         x-kubernetes-preserve-unknown-fields: true
@@ -216,6 +218,7 @@ spec:
                           repState: {type: string}
                           repPeerPState: {type: string}
                           lastTimeRepStateChanged: {type: string}
+                          lastTimeRepPeerPStateChanged: {type: string}
                           lagBytes: {type: integer}
                       node:
                         type: object

@@ -127,6 +127,11 @@ public struct PairPodStatus: JSONBacked {
         /// Up, Down or Unknown.
         public var agent: String? { get { get("agent") } set { set("agent", newValue) } }
         public var lastTimeReachable: Date? { get { get("lastTimeReachable") } set { set("lastTimeReachable", newValue) } }
+        /// TenOps: the pod incarnation whose agent the engine has reached. A pod of another uid
+        /// whose agent has not answered yet holds no running database.
+        public var uid: String? { get { get("uid") } set { set("uid", newValue) } }
+        /// TenOps: the tt container's restart count.
+        public var restarts: Int? { get { get("restarts") } set { set("restarts", newValue) } }
     }
 
     /// `dbStatus{}`.
@@ -151,6 +156,11 @@ public struct PairPodStatus: JSONBacked {
         public var lastTimeRepStateChanged: Date? {
             get { get("lastTimeRepStateChanged") }
             set { set("lastTimeRepStateChanged", newValue) }
+        }
+        /// TenOps: when `repPeerPState` last changed.
+        public var lastTimeRepPeerPStateChanged: Date? {
+            get { get("lastTimeRepPeerPStateChanged") }
+            set { set("lastTimeRepPeerPStateChanged", newValue) }
         }
         /// TenOps: bytes the standby is behind.
         public var lagBytes: Int? { get { get("lagBytes") } set { set("lagBytes", newValue) } }

@@ -16,11 +16,15 @@ public struct PairActor: Sendable {
     let client: KubeClient
     let recorder: EventRecorder
     let logger: Logger
+    /// Told of each status write: the object as written, and the resourceVersion it replaced.
+    let statusWritten: @Sendable (TimesTenClassic, String?) -> Void
 
-    public init(client: KubeClient, recorder: EventRecorder, logger: Logger) {
+    public init(client: KubeClient, recorder: EventRecorder, logger: Logger,
+                statusWritten: @escaping @Sendable (TimesTenClassic, String?) -> Void = { _, _ in }) {
         self.client = client
         self.recorder = recorder
         self.logger = logger
+        self.statusWritten = statusWritten
     }
 
     /// Performs the actions in order and stops at the first that fails.
@@ -66,7 +70,7 @@ public struct PairActor: Sendable {
                 case .updateStatus(let status):
                     var updated = object
                     updated.status = status
-                    _ = try await client.updateStatus(updated)
+                    statusWritten(try await client.updateStatus(updated), object.resourceVersion)
                 }
             } catch {
                 return await failed(action, error, object: object)

@@ -56,8 +56,14 @@ public enum KubeAction: Sendable, Equatable, CustomStringConvertible {
 /// What one reconcile does.
 public struct PairPlan: Sendable, Equatable {
     public var actions: [KubeAction] = []
+    /// The Kubernetes side is in place (the Secrets, Service and StatefulSet exist and the spec
+    /// is valid) and the pair is managed: the agents' side of the reconcile may run.
+    public var agentsMayProceed = false
 
-    public init(actions: [KubeAction] = []) { self.actions = actions }
+    public init(actions: [KubeAction] = [], agentsMayProceed: Bool = false) {
+        self.actions = actions
+        self.agentsMayProceed = agentsMayProceed
+    }
 
     /// The new status, when the plan writes one.
     public var status: TimesTenClassicStatus? {
@@ -182,6 +188,12 @@ public enum PairPlanner {
             plan.actions.append(.updateStatus(stamped(status, now: now)))
         }
         plan.actions += stateEvents.map(KubeAction.event)
+        plan.agentsMayProceed = !plan.actions.contains { action in
+            switch action {
+            case .createCASecret, .createAgentTLSSecret, .create: true
+            default: false
+            }
+        }
         return plan
     }
 

@@ -1,19 +1,22 @@
 import Foundation
 import KubeAPI
 import Logging
+import Synchronization
 
 /// The reconcile loop, in the controller-runtime style: informers on the TimesTenClassics and
-/// everything they own feed a work queue of pair keys; each key is observed into a
-/// `PairSnapshot`, planned by `PairPlanner` and acted on by `PairActor`. Level-triggered and
-/// idempotent: every pair is also reconciled again after its pollingInterval.
-///
-/// This increment builds and keeps the Kubernetes side of a pair (Secrets, Service, StatefulSet,
-/// status, edge triggers); driving the agents comes next.
+/// everything they own, and each agent's status stream, feed a work queue of pair keys. Each
+/// key is observed (a `PairSnapshot` and the agents' views), decided (`PairPlanner` for the
+/// Kubernetes side, `PairStateMachine` for the pair) and acted on (`PairActor` through the API,
+/// `PairAgentActor` through the agents). Level-triggered and idempotent: every pair is also
+/// reconciled again after its pollingInterval, and at the time its next timeout falls due.
 public final class PairReconciler: Sendable {
     public let observer: PairObserver
+    public let agents: PairAgents
     let client: KubeClient
     let actor: PairActor
+    let agentActor: PairAgentActor
     let queue: WorkQueue<ObjectKey>
+    let written: WrittenStatuses
     let logger: Logger
 
     /// `namespace` nil: every namespace.
@@ -21,9 +24,20 @@ public final class PairReconciler: Sendable {
         self.client = client
         self.logger = logger
         self.observer = PairObserver(client: client, namespace: namespace, logger: logger)
-        self.actor = PairActor(client: client, recorder: EventRecorder(client: client, component: "tenops-operator", logger: logger),
-                               logger: logger)
-        self.queue = WorkQueue()
+        let queue = WorkQueue<ObjectKey>(rateLimiter: RateLimiter(baseDelay: .milliseconds(50), maxDelay: .seconds(5)))
+        self.queue = queue
+        let observer = self.observer
+        self.agents = PairAgents(logger: logger) { pod in
+            guard let podObject = observer.pods.store.get(pod), let key = PairObserver.pairKey(of: podObject) else { return }
+            Task { await queue.add(key) }
+        }
+        let written = WrittenStatuses()
+        self.written = written
+        let recorder = EventRecorder(client: client, component: "tenops-operator", logger: logger)
+        self.actor = PairActor(client: client, recorder: recorder, logger: logger) { object, replaced in
+            written.remember(object, replacing: replaced)
+        }
+        self.agentActor = PairAgentActor(client: client, agents: agents, recorder: recorder, logger: logger)
     }
 
     /// Runs until the calling Task is cancelled.
@@ -44,6 +58,7 @@ public final class PairReconciler: Sendable {
             let queue = self.queue
             Task { await queue.shutDown() }
         }
+        for pod in agents.watchedPods { agents.stop(pod) }
     }
 
     private func registerHandlers() {
@@ -87,14 +102,154 @@ public final class PairReconciler: Sendable {
         }
     }
 
-    /// One reconcile of pair `key` from the informer caches.
+    /// One reconcile of pair `key` from the informer caches and the agents' views.
     @discardableResult
     public func reconcile(_ key: ObjectKey) async -> PairActor.Outcome {
-        guard let snapshot = observer.snapshot(key) else { return .done }
-        let plan = PairPlanner.plan(snapshot)
-        if !plan.actions.isEmpty {
-            logger.debug("reconcile \(key): \(plan.actions.map { $0.description }.joined(separator: ", "))")
+        guard var snapshot = observer.snapshot(key) else {
+            forget(key)
+            return .done
         }
-        return await actor.perform(plan, on: snapshot)
+        snapshot.object = written.fresher(snapshot.object)
+        let plan = PairPlanner.plan(snapshot)
+        guard plan.agentsMayProceed else {
+            if !plan.actions.isEmpty {
+                logger.debug("reconcile \(key): \(plan.actions.map { $0.description }.joined(separator: ", "))")
+            }
+            return await actor.perform(plan, on: snapshot)
+        }
+        let views = watchAgents(of: snapshot)
+        let object = snapshot.object
+        let now = snapshot.now
+        var status = plan.status ?? object.status
+        var kubeActions = plan.actions.filter { if case .updateStatus = $0 { false } else { true } }
+
+        // Before the first database exists: the metadata must be there to build it from.
+        var hasEpilog = false
+        if PairState(statusValue: status.highLevelState) == .initializing {
+            let metadata = await PairMetadata.check(object, client: client)
+            hasEpilog = metadata.hasEpilog
+            let (changed, message) = PairMetadata.record(metadata, in: &status, now: now)
+            if changed, let message { kubeActions.append(.event(PlannedEvent(.warning, PlannedEvent.Reason.error, message))) }
+            if metadata.problem != nil {
+                if status != object.status { kubeActions.insert(.updateStatus(PairPlanner.stamped(status, now: now)), at: 0) }
+                return await actor.perform(PairPlan(actions: kubeActions), on: snapshot)
+            }
+        }
+
+        let settings = PairObservationBuilder.settings(object.ttspec, hasEpilog: hasEpilog)
+        let observation: PairObservation
+        do {
+            observation = try PairObservationBuilder.observe(snapshot, status: status, views: views, settings: settings, now: now)
+        } catch {
+            logger.debug("reconcile \(key): \(error)")
+            if status != object.status { kubeActions.insert(.updateStatus(PairPlanner.stamped(status, now: now)), at: 0) }
+            _ = await actor.perform(PairPlan(actions: kubeActions), on: snapshot)
+            await queue.addAfter(key, .milliseconds(200))
+            return .done
+        }
+        let decision = PairStateMachine.decide(observation)
+        status = PairStatusRecorder.apply(decision, to: status, snapshot: snapshot, views: views, now: now)
+        if status != object.status { kubeActions.insert(.updateStatus(PairPlanner.stamped(status, now: now)), at: 0) }
+        kubeActions += decision.events.map { event in
+            .event(PlannedEvent(event.kind == .warning ? .warning : .normal, event.reason, event.message))
+        }
+        let readinessOnly = decision.actions.allSatisfy { action in
+            switch action {
+            case .setActive, .clearActive: true
+            default: false
+            }
+        }
+        if decision.status.stateChanged || !readinessOnly {
+            let actions = decision.actions.isEmpty ? "" : "; actions: " + decision.actions.map(\.description).joined(separator: ", ")
+            let transition = decision.status.stateChanged ? "\(observation.state.rawValue) -> \(decision.state.rawValue)" : decision.state.rawValue
+            logger.info("\(key) \(transition): \(decision.note.isEmpty ? "acting" : decision.note)\(actions)")
+        }
+        let outcome = await actor.perform(PairPlan(actions: kubeActions), on: snapshot)
+        guard outcome == .done else { return outcome }
+        if let recheck = decision.recheckAt {
+            await queue.addAfter(key, .milliseconds(max(10, Int64(recheck.timeIntervalSince(now) * 1000) + 10)))
+        }
+        if !decision.actions.isEmpty {
+            let context = PairAgentActor.Context(pair: object, snapshot: snapshot)
+            if let failure = await agentActor.perform(decision.actions, context: context) {
+                return .requeue("\(failure)")
+            }
+        }
+        if decision.status.stateChanged || !readinessOnly {
+            // Decide again at once on what the actions left (the next step of a failover).
+            await queue.add(key)
+        }
+        return .done
     }
+
+    /// Watches the agent of each of the pair's pods that has an address; returns the views by pod name.
+    private func watchAgents(of snapshot: PairSnapshot) -> [String: AgentView] {
+        let names = snapshot.names
+        var keep: Set<ObjectKey> = []
+        var views: [String: AgentView] = [:]
+        let tls: TLSSettings?
+        do {
+            let certificates = try PairCertificates.load(caSecret: snapshot.caSecret, for: names).0
+            tls = try agents.tls(for: snapshot.object.key, certificates: certificates)
+        } catch {
+            logger.warning("\(snapshot.object.key): no client identity for the agents: \(error)")
+            tls = nil
+        }
+        let spec = snapshot.object.ttspec
+        let timeouts = AgentClient.Timeouts(
+            getSeconds: spec.agentGetTimeout, postSeconds: spec.agentPostTimeout, asyncSeconds: spec.agentAsyncTimeout, connect: .seconds(2))
+        for podName in names.pods {
+            let key = ObjectKey(namespace: names.namespace, name: podName)
+            guard let pod = snapshot.pods[podName], let uid = pod.uid else { continue }
+            keep.insert(key)
+            if let tls, let address = pod.status.podIP {
+                agents.watch(key, uid: uid, client: AgentClient(host: address, port: PairNames.agentPort, tls: tls, timeouts: timeouts))
+            }
+            let restarts = pod.status.containerStatuses.first { $0.name == "tt" }?.restartCount
+            agents.update(key, uid: uid) { view in
+                if view.reachable { view.restartCountAtStatus = restarts }
+            }
+            if let view = agents.view(key), view.podUID == uid { views[podName] = view }
+        }
+        agents.stopAll(except: keep) { $0.namespace == names.namespace && names.pods.contains($0.name) }
+        return views
+    }
+
+    private func forget(_ key: ObjectKey) {
+        let names = PairNames(name: key.name, namespace: key.namespace ?? "default")
+        agents.stopAll(except: []) { $0.namespace == names.namespace && names.pods.contains($0.name) }
+        agents.forget(pair: key)
+        written.forget(key)
+    }
+}
+
+/// The statuses this engine wrote, until the informer catches up: a reconcile that follows its
+/// own write at once must decide from what it wrote, not from the cache's older copy.
+final class WrittenStatuses: Sendable {
+    /// Per pair: the versions that our latest write supersedes (the one it replaced, and our
+    /// own earlier writes on top of it), and that write.
+    private let entries = Mutex<[ObjectKey: (superseded: Set<String>, object: TimesTenClassic)]>([:])
+
+    func remember(_ object: TimesTenClassic, replacing resourceVersion: String?) {
+        guard let resourceVersion else { return }
+        entries.withLock { entries in
+            var superseded: Set<String> = [resourceVersion]
+            if let previous = entries[object.key], previous.object.resourceVersion == resourceVersion {
+                superseded.formUnion(previous.superseded)
+            }
+            entries[object.key] = (superseded, object)
+        }
+    }
+
+    /// The written object while the cache holds a version it supersedes; else the cache's.
+    func fresher(_ cached: TimesTenClassic) -> TimesTenClassic {
+        entries.withLock { entries in
+            guard let entry = entries[cached.key] else { return cached }
+            if let version = cached.resourceVersion, entry.superseded.contains(version) { return entry.object }
+            entries[cached.key] = nil
+            return cached
+        }
+    }
+
+    func forget(_ key: ObjectKey) { _ = entries.withLock { $0.removeValue(forKey: key) } }
 }

@@ -384,11 +384,11 @@ struct DecisionBuilder {
     /// is fenced when it can be reached, and the standby is promoted once the old active cannot
     /// write.
     mutating func failover() {
-        let oldActive = active, newActive = standby
+        let oldActive = active, newActive = standby, oldAssessment = a
         let newActiveWritable = newActive.reachableStatus?.mayAcceptWrites ?? false
         swapRoles()
-        event(.warning, PairEvent.Reason.info, "FAILOVER: \(newActive.name) becomes the active; \(oldActive.name) is \(a)")
-        go(.activeTakeover, .warning, "\(oldActive.name) is \(a); \(newActive.name) takes over")
+        event(.warning, PairEvent.Reason.info, "FAILOVER: \(newActive.name) becomes the active; \(oldActive.name) is \(oldAssessment)")
+        go(.activeTakeover, .warning, "\(oldActive.name) is \(oldAssessment); \(newActive.name) takes over")
         if newActiveWritable {
             fenceIfReachable(oldActive)
         } else {

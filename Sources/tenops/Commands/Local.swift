@@ -1,7 +1,10 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import KubeAPI
 import LocalCluster
+import Logging
+import OperatorEngine
 
 struct Local: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +19,8 @@ struct Local: AsyncParsableCommand {
     var dir: String { state.dir }
     @Flag(help: "Run without the console.") var headless = false
     @Flag(help: "Do not create the sample pair.") var noSample = false
+    @Flag(help: "Do not run the operator engine in this process (run `tenops operator` against DIR/kubeconfig instead).")
+    var noEngine = false
     @Option(help: "API server port (0: a free one, remembered across restarts).") var port = 0
 
     @Option(help: "Seconds a node may miss heartbeats before it is NotReady.") var nodeGracePeriod = 40
@@ -29,6 +34,19 @@ struct Local: AsyncParsableCommand {
         print("tenops local: nodes \(plane.nodes.map(\.name).joined(separator: ", "))")
         print("tenops local: kubeconfig \(kubeconfig)")
         print("tenops local: try  kubectl --kubeconfig \(kubeconfig) get nodes")
+        let logger = Logger(label: "tenops.engine")
+        let engineClient = try plane.server.componentClient(user: "system:serviceaccount:tenops-system:tenops-operator", groups: [])
+        var engine: Task<Void, Never>?
+        do {
+            try await ClusterSetup.install(client: engineClient, sample: !noSample, logger: logger)
+        } catch {
+            await plane.stop()
+            throw error
+        }
+        if !noEngine {
+            engine = Task { await PairReconciler(client: engineClient, logger: logger).run() }
+            print("tenops local: operator engine running\(noSample ? "" : "; sample pair default/sample: kubectl --kubeconfig \(kubeconfig) get ttc")")
+        }
         if !headless {
             print("tenops local: the console is not in this build yet (issue #8); running headless. Ctrl-C stops.")
         }
@@ -36,6 +54,8 @@ struct Local: AsyncParsableCommand {
         let signal = await signals.wait()
         print("tenops local: \(signal), stopping")
         fflush(nil)
+        engine?.cancel()
+        await engine?.value
         await plane.stop()
     }
 }

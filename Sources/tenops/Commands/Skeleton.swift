@@ -23,12 +23,6 @@ struct Console: AsyncParsableCommand {
     func run() async throws { try unavailable("console", issue: 8, "the console") }
 }
 
-struct Operator: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the headless controller with leader election.")
-    @OptionGroup var kube: KubeOptions
-    func run() async throws { try unavailable("operator", issue: 7, "the operator process") }
-}
-
 struct PairArguments: ParsableArguments {
     @OptionGroup var kube: KubeOptions
     @Argument(help: "The TimesTenClassic name.") var name: String
