@@ -9,12 +9,17 @@ enum Bench {
         ("apiserver", APIServerBench.run),
         ("agent", AgentBench.run),
         ("node", NodeBench.run),
+        ("pair", PairBench.run),
     ]
+
+    /// The options after the benchmark names (`tenops-bench pair --runs 5`); each benchmark
+    /// reads its own and the others ignore them.
+    static var options: [String] { Array(CommandLine.arguments.dropFirst().drop { !$0.hasPrefix("--") }) }
 
     static func main() async {
         // The agent benchmark starts PostgreSQL through this binary, as `tenops agent` does.
         if CommandLine.arguments.dropFirst().first == AgentBench.execChildCommand { AgentBench.execChild() }
-        let requested = Array(CommandLine.arguments.dropFirst())
+        let requested = Array(CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("--") })
         let unknown = requested.filter { name in !all.contains { $0.name == name } }
         guard unknown.isEmpty else {
             FileHandle.standardError.write(Data("unknown benchmark: \(unknown.joined(separator: ", ")); known: \(all.map(\.name).joined(separator: ", "))\n".utf8))

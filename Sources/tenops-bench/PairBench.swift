@@ -1,0 +1,536 @@
+import Foundation
+import KubeAPI
+import OperatorEngine
+import PostgresNIO
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue #6's figures, against real `tenops` processes (the binary beside this one), nothing
+/// simulated:
+/// - A: time from creating a TimesTenClassic (`bench-N`, the sample's spec) to
+///   `status.highLevelState` Normal, polled every 20 ms; each pair is deleted and its pods gone
+///   before the next. Against `tenops local --headless`, whose engine runs in its process.
+/// - B: failover of the sample pair under continuous writes: from `kill -9` of the active's
+///   postmaster to the first acknowledged commit on the other pod, and the acknowledged commits
+///   missing from the final active (must be 0). Same cluster as A.
+/// - C: `tenops operator` as a process of its own, beside `tenops local --no-engine`: CPU and
+///   RSS over a window of rest once the sample pair is Normal.
+///
+/// `tenops-bench pair [--runs N] [--skip-apply] [--skip-failover] [--skip-cpu] [--rest-seconds S] [--logs DIR]`
+enum PairBench {
+    static let namespace = PairSample.namespace
+
+    struct Options {
+        var runs = 20
+        var skipApply = false
+        var skipFailover = false
+        var skipCPU = false
+        var restSeconds = 60
+        /// Where the children's logs stay; nil: in the temporary directory, removed with it.
+        var logDirectory: String?
+
+        static let usage = "pair [--runs N] [--skip-apply] [--skip-failover] [--skip-cpu] [--rest-seconds S] [--logs DIR]"
+
+        init(_ arguments: [String]) throws {
+            var rest = arguments[...]
+            func value(_ flag: String) throws -> String {
+                guard let value = rest.popFirst() else { throw BenchError("\(flag) needs a value; usage: \(Self.usage)") }
+                return value
+            }
+            func count(_ flag: String) throws -> Int {
+                guard let number = Int(try value(flag)), number > 0 else { throw BenchError("\(flag) takes a positive number") }
+                return number
+            }
+            while let flag = rest.popFirst() {
+                switch flag {
+                case "--runs": runs = try count(flag)
+                case "--rest-seconds": restSeconds = try count(flag)
+                case "--skip-apply": skipApply = true
+                case "--skip-failover": skipFailover = true
+                case "--skip-cpu": skipCPU = true
+                case "--logs": logDirectory = try value(flag)
+                default: throw BenchError("unknown option \(flag); usage: \(Self.usage)")
+                }
+            }
+        }
+    }
+
+    static func run() async throws {
+        print("pair")
+        let options = try Options(Bench.options)
+        var figures: [Figure] = []
+        if !options.skipApply || !options.skipFailover {
+            try await LocalClusterRun.with("engine", options: options, ["--node-grace-period", "4"]) { cluster in
+                _ = try await waitForNormal(cluster.client, PairSample.name, timeout: .seconds(300))
+                if !options.skipApply { figures += try await applyToNormal(cluster.client, runs: options.runs) }
+                if !options.skipFailover { figures += try await failover(cluster, runs: options.runs) }
+            }
+        }
+        if !options.skipCPU {
+            try await LocalClusterRun.with("operator", options: options, ["--no-engine"]) { cluster in
+                figures += try await operatorAtRest(cluster, seconds: options.restSeconds)
+            }
+        }
+        for entry in figures { figure(entry.name, entry.value, target: entry.target) }
+    }
+
+    struct Figure {
+        let name: String
+        let value: String
+        var target: String? = nil
+    }
+
+    // MARK: - A: apply to Normal
+
+    static func applyToNormal(_ client: KubeClient, runs: Int) async throws -> [Figure] {
+        guard let template = try PairSample.objects().first(where: { $0["kind"]?.stringValue == TimesTenClassic.resourceType.kind }) else {
+            throw BenchError("the embedded sample has no TimesTenClassic")
+        }
+        var samples = Samples()
+        var failed = 0
+        for run in 0..<runs {
+            var pair = TimesTenClassic(json: template)
+            pair.metadata.name = "bench-\(run)"
+            let started = ContinuousClock.now
+            _ = try await client.create(pair)
+            do {
+                _ = try await waitForNormal(client, pair.name, timeout: .seconds(120))
+                samples.add((ContinuousClock.now - started).inSeconds)
+                progress("apply \(pair.name): Normal after \(seconds(samples.values.last!))")
+            } catch {
+                failed += 1
+                progress("apply \(pair.name): \(error)")
+            }
+            try await client.delete(TimesTenClassic.self, name: pair.name, namespace: namespace)
+            let selector = ListOptions(labelSelector: "tenops.io/pair=\(pair.name)")
+            try await NodeBench.waitUntil("the pods of \(pair.name) are gone", timeout: .seconds(120)) {
+                (try? await client.list(Pod.self, namespace: namespace, options: selector))?.items.isEmpty ?? false
+            }
+        }
+        var figures = [
+            Figure(name: "apply to Normal, p50 over \(samples.values.count) pairs", value: seconds(samples.percentile(50)), target: "<= 15 s"),
+            Figure(name: "apply to Normal, p99", value: seconds(samples.percentile(99))),
+            Figure(name: "apply to Normal, min / max",
+                   value: "\(seconds(samples.percentile(0))) / \(seconds(samples.percentile(100)))"),
+        ]
+        if failed > 0 { figures.append(Figure(name: "pairs not Normal within 120 s", value: "\(failed) of \(runs)", target: "0")) }
+        return figures
+    }
+
+    // MARK: - B: failover under writes
+
+    static func failover(_ cluster: LocalClusterRun, runs: Int) async throws -> [Figure] {
+        let client = cluster.client
+        let writer = Writer(client: client, log: WriteLog())
+        try await writer.createTable(on: try await waitForNormal(client, PairSample.name, timeout: .seconds(120)))
+        let writing = Task { await writer.run() }
+        do {
+            var figures = try await failovers(cluster, writer: writer, runs: runs)
+            writing.cancel()
+            await writing.value
+            // Every acknowledged commit must be on the active that is left.
+            let final = try await waitForNormal(client, PairSample.name, timeout: .seconds(120))
+            let present = try await writer.ids(on: try requireValue(final.activeAddress, "the active's address"))
+            let acknowledged = await writer.log.acks.map(\.id)
+            let lost = acknowledged.filter { !present.contains($0) }
+            if !lost.isEmpty { progress("lost acknowledged ids: \(lost.prefix(50).map(String.init).joined(separator: ", "))") }
+            figures.append(Figure(name: "lost acknowledged commits", value: "\(lost.count)", target: "0"))
+            figures.append(Figure(name: "acknowledged commits in total", value: "\(acknowledged.count) (rows on the final active: \(present.count))"))
+            return figures
+        } catch {
+            writing.cancel()
+            await writing.value
+            throw error
+        }
+    }
+
+    static func failovers(_ cluster: LocalClusterRun, writer: Writer, runs: Int) async throws -> [Figure] {
+        let client = cluster.client
+        var toCommit = Samples()
+        var toNormal = Samples()
+        var noCommit = 0
+        for run in 0..<runs {
+            // Normal with a known active, and the writer committing there since.
+            let before = try await waitForNormal(client, PairSample.name, timeout: .seconds(300))
+            let normal = ContinuousClock.now
+            let active = try requireValue(before.active, "the active pod")
+            let other = try requireValue(before.otherPod, "the standby pod")
+            let otherAddress = try requireValue(before.otherAddress, "the standby's address")
+            try await NodeBench.waitUntil("a commit on the active \(active)", timeout: .seconds(60)) {
+                await writer.log.hasAck(on: before.activeAddress ?? "", after: normal)
+            }
+            let pid = try await postmaster(of: active, under: cluster.directory)
+            let mark = await writer.log.acks.count
+            let killed = ContinuousClock.now
+            guard kill(pid, SIGKILL) == 0 else { throw BenchError("kill(\(pid)): \(String(cString: strerror(errno)))") }
+
+            var first: WriteLog.Ack?
+            while first == nil, ContinuousClock.now - killed < .seconds(120) {
+                first = await writer.log.firstAck(on: otherAddress, from: mark)
+                if first == nil { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            if let first {
+                toCommit.add((first.at - killed).inSeconds)
+            } else {
+                noCommit += 1
+            }
+            _ = try await waitForNormal(client, PairSample.name, timeout: .seconds(300)) { $0.active == other }
+            toNormal.add((ContinuousClock.now - killed).inSeconds)
+            progress("failover \(run + 1): killed \(active)'s postmaster \(pid); first commit on \(other) after "
+                     + (first.map { seconds(($0.at - killed).inSeconds) } ?? "none within 120 s (\(await writer.log.lastError ?? "no error"))")
+                     + ", Normal again after \(seconds(toNormal.values.last!))")
+        }
+        var figures = [
+            Figure(name: "failover, kill -9 to first commit on new active, p50", value: seconds(toCommit.percentile(50)), target: "<= 1 s"),
+            Figure(name: "failover, kill -9 to first commit on new active, p99", value: seconds(toCommit.percentile(99)), target: "<= 2 s"),
+            Figure(name: "failover, kill -9 to first commit, min / max (of \(toCommit.values.count))",
+                   value: "\(seconds(toCommit.percentile(0))) / \(seconds(toCommit.percentile(100)))"),
+            Figure(name: "failover, kill -9 to Normal again, p50 / max",
+                   value: "\(seconds(toNormal.percentile(50))) / \(seconds(toNormal.percentile(100)))"),
+        ]
+        if noCommit > 0 { figures.append(Figure(name: "failovers without a commit within 120 s", value: "\(noCommit) of \(runs)", target: "0")) }
+        return figures
+    }
+
+    /// The postmaster of `pod`: `pgrep -f` on its command line, then that command line checked.
+    static func postmaster(of pod: String, under directory: String) async throws -> pid_t {
+        let pattern = "postgres -D \(directory)/[^ ]*/tt-persistent-\(pod)/pgdata( |$)"
+        let found = try await output(of: "/usr/bin/pgrep", ["-f", pattern]).split(whereSeparator: \.isNewline).compactMap { pid_t($0) }
+        let postmasters = found.filter { pid in
+            let arguments = commandLine(pid)
+            guard let flag = arguments.firstIndex(of: "-D"), flag + 1 < arguments.count else { return false }
+            let dataDirectory = arguments[flag + 1]
+            return arguments[0].hasSuffix("/postgres") && dataDirectory.hasPrefix(directory + "/")
+                && dataDirectory.hasSuffix("/tt-persistent-\(pod)/pgdata")
+        }
+        guard postmasters.count == 1 else {
+            throw BenchError("pgrep -f '\(pattern)' found \(found); postmasters of \(pod) among them: \(postmasters)")
+        }
+        return postmasters[0]
+    }
+
+    // MARK: - C: the operator at rest
+
+    static func operatorAtRest(_ cluster: LocalClusterRun, seconds window: Int) async throws -> [Figure] {
+        let engine = try cluster.start("operator", ["operator", "--kubeconfig", cluster.kubeconfig, "-n", namespace])
+        _ = try await waitForNormal(cluster.client, PairSample.name, timeout: .seconds(300))
+        try await Task.sleep(for: .seconds(10))  // settle
+        let before = try ProcessUsage(pid: engine.pid)
+        try await Task.sleep(for: .seconds(window))
+        let after = try ProcessUsage(pid: engine.pid)
+        let cpu = (after.cpuSeconds - before.cpuSeconds) / Double(window) * 100
+        return [
+            Figure(name: "tenops operator at rest, pair Normal, CPU over \(window) s", value: String(format: "%.2f %% of one core", cpu)),
+            Figure(name: "tenops operator at rest, RSS", value: String(format: "%.1f MiB", Double(after.rssKiB) / 1024)),
+        ]
+    }
+
+    // MARK: - Helpers
+
+    /// Polls the pair every 20 ms until it is Normal with both addresses known and `condition` holds.
+    static func waitForNormal(_ client: KubeClient, _ name: String, timeout: Duration,
+                              _ condition: (PairView) -> Bool = { _ in true }) async throws -> PairView {
+        let deadline = ContinuousClock.now + timeout
+        var last: PairView?
+        while ContinuousClock.now < deadline {
+            if let view = try? await PairView.read(client, name) {
+                last = view
+                if view.state == "Normal", view.activeAddress != nil, view.otherAddress != nil, condition(view) { return view }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw BenchError("\(name) was not Normal within \(timeout): state \(last?.state ?? "unknown"), active \(last?.active ?? "none")")
+    }
+
+    static func seconds(_ value: Double) -> String { String(format: "%.2f s", value) }
+
+    static func progress(_ line: String) {
+        FileHandle.standardError.write(Data("  pair: \(line)\n".utf8))
+    }
+
+    /// Runs a short command to its end, polling so that the cooperative pool is never blocked.
+    static func output(of executable: String, _ arguments: [String]) async throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        while process.isRunning { try await Task.sleep(for: .milliseconds(2)) }
+        return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    /// /proc/PID/cmdline as arguments; empty when the process is gone.
+    static func commandLine(_ pid: pid_t) -> [String] {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+/// What the pair's status says: its state, the active pod and each pod's IP.
+struct PairView {
+    let state: String?
+    let active: String?
+    let otherPod: String?
+    let activeAddress: String?
+    let otherAddress: String?
+
+    static func read(_ client: KubeClient, _ name: String) async throws -> PairView {
+        let status = try await client.get(TimesTenClassic.self, name: name, namespace: PairBench.namespace).status
+        let pods = PairNames(name: name, namespace: PairBench.namespace).pods
+        let active = status.activePods.flatMap { pods.contains($0) ? $0 : nil }
+        let other = active.flatMap { active in pods.first { $0 != active } }
+        func address(_ pod: String?) -> String? { pod.flatMap { status[pod: $0]?.podStatus.podIP } }
+        return PairView(state: status.highLevelState, active: active, otherPod: other,
+                        activeAddress: address(active), otherAddress: address(other))
+    }
+}
+
+/// Every commit the writer saw acknowledged, in order.
+actor WriteLog {
+    struct Ack {
+        let id: Int64
+        let host: String
+        let at: ContinuousClock.Instant
+    }
+
+    private(set) var acks: [Ack] = []
+    private(set) var lastError: String?
+    private var lastID: Int64 = 0
+
+    func nextID() -> Int64 {
+        lastID += 1
+        return lastID
+    }
+
+    func acknowledged(_ ack: Ack) { acks.append(ack) }
+    func failed(_ error: any Error) { lastError = String(reflecting: error) }
+
+    func firstAck(on host: String, from index: Int) -> Ack? { acks[index...].first { $0.host == host } }
+    func hasAck(on host: String, after instant: ContinuousClock.Instant) -> Bool {
+        acks.last { $0.host == host }.map { $0.at > instant } ?? false
+    }
+}
+
+/// Inserts rows one at a time into `bench_rows`, each in its own transaction, so that a commit
+/// counts as acknowledged only once COMMIT has answered (with RETURN TWOSAFE: once the standby
+/// has it). It writes to the pod the pair's status names active, else to the other one, and
+/// reconnects after every failure.
+struct Writer: Sendable {
+    let client: KubeClient
+    let log: WriteLog
+    let logger: Logger = {
+        var logger = Logger(label: "tenops-bench.pair")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    func createTable(on pair: PairView) async throws {
+        let session = try await connect(try requireValue(pair.activeAddress, "the active's address"))
+        defer { Task { try? await session.close() } }
+        try await session.query("DROP TABLE IF EXISTS bench_rows", logger: logger)
+        try await session.query("CREATE TABLE bench_rows (id bigint PRIMARY KEY)", logger: logger)
+    }
+
+    func ids(on address: String) async throws -> Set<Int64> {
+        let session = try await connect(address)
+        defer { Task { try? await session.close() } }
+        var ids = Set<Int64>()
+        for try await row in try await session.query("SELECT id FROM bench_rows", logger: logger) { ids.insert(try row.decode(Int64.self)) }
+        return ids
+    }
+
+    func run() async {
+        var current: (session: PostgresConnection, host: String)?
+        while !Task.isCancelled {
+            if current == nil {
+                let pair = try? await PairView.read(client, PairSample.name)
+                for host in [pair?.activeAddress, pair?.otherAddress].compactMap({ $0 }) {
+                    if let session = try? await connect(host) {
+                        current = (session, host)
+                        break
+                    }
+                }
+            }
+            guard let (session, host) = current else {
+                try? await Task.sleep(for: .milliseconds(10))
+                continue
+            }
+            let id = await log.nextID()
+            do {
+                try await insert(id, on: session)
+                await log.acknowledged(.init(id: id, host: host, at: .now))
+            } catch {
+                await log.failed(error)
+                try? await session.close()
+                current = nil
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        try? await current?.session.close()
+    }
+
+    /// BEGIN, INSERT, COMMIT; a session silent for 60 s is closed, which fails the transaction.
+    func insert(_ id: Int64, on session: PostgresConnection) async throws {
+        let logger = self.logger
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await session.withTransaction(logger: logger) { session in
+                    _ = try await session.query("INSERT INTO bench_rows (id) VALUES (\(id))", logger: logger)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(60))
+                try? await session.close()
+                throw BenchError("no answer to a transaction within 60 s")
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    func connect(_ host: String) async throws -> PostgresConnection {
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: 5432, username: "admin", password: "CHANGE-ME", database: PairSample.name, tls: .disable)
+        configuration.options.connectTimeout = .seconds(2)
+        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+    }
+}
+
+/// `tenops local --headless` in a fresh temporary directory, and the other `tenops` processes
+/// started beside it. `with` stops every one of them by PID and removes the directory, also
+/// when the body throws.
+final class LocalClusterRun {
+    let directory: String
+    let kubeconfig: String
+    let client: KubeClient
+    private let logDirectory: String
+    private let label: String
+    private var children: [TenopsChild] = []
+
+    private init(directory: String, logDirectory: String, label: String, kubeconfig: String, client: KubeClient) {
+        self.directory = directory
+        self.logDirectory = logDirectory
+        self.label = label
+        self.kubeconfig = kubeconfig
+        self.client = client
+    }
+
+    static func with(_ label: String, options: PairBench.Options, _ arguments: [String],
+                     _ body: (LocalClusterRun) async throws -> Void) async throws {
+        let directory = "/tmp/tenops-bench-pair-\(UUID().uuidString.prefix(8))"
+        let logDirectory = options.logDirectory ?? directory
+        try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        let state = "\(directory)/state"
+        var local: TenopsChild?
+        var cluster: LocalClusterRun?
+        do {
+            let started = try TenopsChild(["local", "--headless", "--dir", state] + arguments, log: "\(logDirectory)/\(label)-local.log")
+            local = started
+            let kubeconfig = "\(state)/kubeconfig"
+            var config: ClusterConfig?
+            try await NodeBench.waitUntil("tenops local writes \(kubeconfig)", timeout: .seconds(60)) {
+                config = try? ClusterConfig.load(kubeconfig: kubeconfig)
+                return config != nil || !started.isRunning
+            }
+            guard let config, started.isRunning else { throw BenchError("tenops local ended:\n\(started.tail())") }
+            let run = LocalClusterRun(directory: state, logDirectory: logDirectory, label: label, kubeconfig: kubeconfig,
+                                      client: KubeClient(config: config))
+            run.children = [started]
+            cluster = run
+            try await body(run)
+        } catch {
+            if let local { PairBench.progress("the end of \(local.log):\n\(local.tail())") }
+            await stop(cluster?.children ?? local.map { [$0] } ?? [], directory: directory)
+            throw error
+        }
+        await stop(cluster?.children ?? [], directory: directory)
+    }
+
+    /// Starts `tenops ARGUMENTS`, stopped with the cluster.
+    func start(_ name: String, _ arguments: [String]) throws -> TenopsChild {
+        let child = try TenopsChild(arguments, log: "\(logDirectory)/\(label)-\(name).log")
+        children.append(child)
+        return child
+    }
+
+    /// Stops the children, the last started first; then kills by PID any process still running
+    /// from the state directory (a pod's server that outlived its node), and removes the directory.
+    private static func stop(_ children: [TenopsChild], directory: String) async {
+        for child in children.reversed() { await child.stop() }
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { pid_t($0) }
+            .filter { PairBench.commandLine($0).contains { $0.contains(directory) } } ?? []
+        if !leftovers.isEmpty {
+            PairBench.progress("processes of \(directory) outlived tenops local, killing: \(leftovers)")
+            for pid in leftovers { kill(pid, SIGKILL) }
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A `tenops` process (the binary beside this one), its output in a log file, stopped by PID.
+final class TenopsChild {
+    let log: String
+    private let process = Process()
+
+    init(_ arguments: [String], log: String) throws {
+        let ownBinary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let tenops = URL(fileURLWithPath: ownBinary).deletingLastPathComponent().appendingPathComponent("tenops").path
+        guard FileManager.default.isExecutableFile(atPath: tenops) else { throw BenchError("\(tenops) is not built") }
+        guard FileManager.default.createFile(atPath: log, contents: nil), let output = FileHandle(forWritingAtPath: log) else {
+            throw BenchError("cannot write \(log)")
+        }
+        self.log = log
+        process.executableURL = URL(fileURLWithPath: tenops)
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    var pid: pid_t { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+
+    func tail(_ count: Int = 40) -> String {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")
+    }
+
+    /// SIGTERM, then SIGKILL after 20 s.
+    func stop() async {
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning {
+            PairBench.progress("\(process.arguments?.first ?? "tenops") (\(pid)) still running 20 s after SIGTERM: SIGKILL")
+            kill(pid, SIGKILL)
+        }
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+}
+
+/// utime + stime from /proc/PID/stat and VmRSS from /proc/PID/status.
+struct ProcessUsage {
+    let cpuSeconds: Double
+    let rssKiB: Int
+
+    init(pid: pid_t) throws {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let afterName = stat.lastIndex(of: ")")
+        else { throw BenchError("process \(pid) is gone") }
+        // After the name: state is field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+        guard fields.count > 13, let utime = Double(fields[11]), let stime = Double(fields[12]) else {
+            throw BenchError("cannot read /proc/\(pid)/stat")
+        }
+        cpuSeconds = (utime + stime) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        rssKiB = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+    }
+}

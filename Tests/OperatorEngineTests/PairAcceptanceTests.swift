@@ -1,0 +1,240 @@
+import Foundation
+import Testing
+
+/// Issue #6's acceptance, end to end: `tenops local` with its engine and real PostgreSQL,
+/// kubectl as the observer, psql as the client.
+@Suite("Pair lifecycle on tenops local (end to end)", .serialized, .timeLimit(.minutes(5)))
+struct PairAcceptanceTests {
+    /// Starts a cluster with the sample, waits for Normal, creates the test table; returns the active.
+    static func normalPair(_ pair: LocalPair) async throws -> String? {
+        guard let active = await pair.waitFor("Normal") else {
+            Issue.record("the sample never reached Normal: \(await pair.events())\n\(pair.log.suffix(4000))")
+            return nil
+        }
+        let created = try await pair.sql(await pair.podIP(active), "CREATE TABLE IF NOT EXISTS acceptance_rows (id bigint PRIMARY KEY)")
+        #expect(created.status == 0, "\(created)")
+        return active
+    }
+
+    static func other(_ pod: String) -> String { pod == "sample-0" ? "sample-1" : "sample-0" }
+
+    /// Every id, as the database at `host` holds them.
+    static func ids(_ pair: LocalPair, _ host: String) async throws -> Set<Int> {
+        let result = try await pair.sql(host, "SELECT id FROM acceptance_rows")
+        #expect(result.status == 0, "\(result)")
+        return Set(result.out.split(separator: "\n").compactMap { Int($0) })
+    }
+
+    @Test("create and initialise: Normal with an ACTIVE pod; rows written to the active appear on the standby")
+    func createAndInitialise() async throws {
+        let pair = try LocalPair()
+        defer { pair.stop() }
+        guard let active = try await Self.normalPair(pair) else { return }
+        #expect(["sample-0", "sample-1"].contains(active))
+        let standby = Self.other(active)
+        let nodes = [await pair.podNode(active), await pair.podNode(standby)]
+        #expect(nodes[0] != nodes[1] && !nodes[0].isEmpty, "\(nodes)")
+        let inserted = try await pair.sql(await pair.podIP(active), "INSERT INTO acceptance_rows SELECT generate_series(1, 100)")
+        #expect(inserted.status == 0, "\(inserted)")
+        // RETURN TWOSAFE: the commit returned once the standby applied it.
+        let onStandby = try await Self.ids(pair, await pair.podIP(standby))
+        #expect(onStandby == Set(1...100))
+        // The standby refuses writes; only the active pod is Ready.
+        let refused = try await pair.sql(await pair.podIP(standby), "INSERT INTO acceptance_rows VALUES (0)")
+        #expect(refused.status != 0)
+        #expect(await pair.jsonpath("pod/\(active)", ".status.conditions[?(@.type==\"Ready\")].status") == "True")
+        #expect(await pair.jsonpath("pod/\(standby)", ".status.conditions[?(@.type==\"Ready\")].status") == "False")
+        let events = await pair.events()
+        #expect(events.contains("Initializing -> Normal"), "\(events)")
+    }
+
+    @Test("kill -9 of the active's postmaster: failover, the old active re-duplicated, no acknowledged row lost")
+    func postmasterCrash() async throws {
+        let pair = try LocalPair()
+        defer { pair.stop() }
+        guard let active = try await Self.normalPair(pair) else { return }
+        let writer = ContinuousWriter()
+        writer.start(pair)
+        try await Task.sleep(for: .seconds(1))
+        guard let postmaster = try await pair.postmaster(active) else {
+            Issue.record("no postmaster for \(active)")
+            await writer.stop()
+            return
+        }
+        kill(postmaster.pid, SIGKILL)
+        let newActive = await pair.waitFor("Normal", timeout: .seconds(60)) { $0 == Self.other(active) }
+        try await Task.sleep(for: .seconds(1))
+        await writer.stop()
+        let failoverEvents = await pair.events()
+        #expect(newActive == Self.other(active), "\(failoverEvents)\n\(pair.log.suffix(4000))")
+        let acknowledged = Set(writer.ids)
+        #expect(acknowledged.count > 5)
+        let held = try await Self.ids(pair, await pair.podIP(Self.other(active)))
+        #expect(acknowledged.subtracting(held).isEmpty, "lost: \(acknowledged.subtracting(held).sorted())")
+        // The old active is now a streaming standby holding the same rows.
+        let onOld = try await Self.ids(pair, await pair.podIP(active))
+        #expect(acknowledged.subtracting(onOld).isEmpty)
+        let events = await pair.events()
+        #expect(events.contains("Normal -> ActiveDown") && events.contains("FAILOVER") && events.contains("-> Normal"), "\(events)")
+    }
+
+    @Test("kill -9 of the active's agent, then kubectl delete pod of the active: each ends in Normal with nothing lost")
+    func agentKillAndPodDelete() async throws {
+        let pair = try LocalPair()
+        defer { pair.stop() }
+        guard let first = try await Self.normalPair(pair) else { return }
+        guard let processes = try await pair.postmaster(first) else {
+            Issue.record("no postmaster for \(first)")
+            return
+        }
+        _ = try await pair.sql(await pair.podIP(first), "INSERT INTO acceptance_rows VALUES (1)")
+        kill(processes.agent, SIGKILL)
+        guard let second = await pair.waitFor("Normal", timeout: .seconds(60), where: { $0 == Self.other(first) }) else {
+            Issue.record("no failover after the agent's death: \(await pair.events())\n\(pair.log.suffix(4000))")
+            return
+        }
+        _ = try await pair.sql(await pair.podIP(second), "INSERT INTO acceptance_rows VALUES (2)")
+        let deleted = try await pair.kubectl(["delete", "pod", second, "--wait=false"])
+        #expect(deleted.status == 0, "\(deleted)")
+        guard let third = await pair.waitFor("Normal", timeout: .seconds(90), where: { $0 == first }) else {
+            Issue.record("no failover after the pod's deletion: \(await pair.events())\n\(pair.log.suffix(4000))")
+            return
+        }
+        // Both pods hold both rows.
+        for pod in [third, Self.other(third)] {
+            let held = try await Self.ids(pair, await pair.podIP(pod))
+            #expect(held.isSuperset(of: [1, 2]), "\(pod): \(held)")
+        }
+    }
+
+    @Test("kill -9 of the standby's postmaster: StandbyDown, re-duplication, Normal; the active never moves")
+    func standbyLoss() async throws {
+        let pair = try LocalPair()
+        defer { pair.stop() }
+        guard let active = try await Self.normalPair(pair) else { return }
+        let standby = Self.other(active)
+        guard let postmaster = try await pair.postmaster(standby) else {
+            Issue.record("no postmaster for \(standby)")
+            return
+        }
+        kill(postmaster.pid, SIGKILL)
+        let down = await pair.waitFor("StandbyDown", timeout: .seconds(20)) { $0 == active }
+        let events = await pair.events()
+        #expect(down == active || events.contains("-> StandbyDown"), "\(events)")
+        #expect(await pair.waitFor("Normal", timeout: .seconds(60)) { $0 == active } == active)
+        #expect(await pair.events().contains("re-duplicating \(standby) from \(active)"))
+        let inserted = try await pair.sql(await pair.podIP(active), "INSERT INTO acceptance_rows VALUES (7)")
+        #expect(inserted.status == 0, "\(inserted)")
+        #expect(try await Self.ids(pair, await pair.podIP(standby)).contains(7))
+    }
+
+    @Test("stopManaging gives ManualInterventionRequired and hands off; reexamine resumes (Reexamine's rules: both healthy -> Normal, a dead standby -> ManualInterventionRequired)")
+    func stopManagingAndReexamine() async throws {
+        let pair = try LocalPair()
+        defer { pair.stop() }
+        guard let active = try await Self.normalPair(pair) else { return }
+        func patch(_ field: String, _ value: String) async throws {
+            let result = try await pair.kubectl(["patch", "ttc", "sample", "--type=merge", "-p", #"{"spec":{"ttspec":{"\#(field)":"\#(value)"}}}"#])
+            #expect(result.status == 0, "\(result)")
+        }
+        // A healthy pair: stop, then resume to Normal.
+        try await patch("stopManaging", "1")
+        #expect(await pair.waitFor("ManualInterventionRequired", timeout: .seconds(20)) != nil)
+        try await patch("reexamine", "1")
+        let resumed = await pair.waitFor("Normal", timeout: .seconds(30))
+        let resumeEvents = await pair.events()
+        #expect(resumed == active, "\(resumeEvents)")
+        #expect(await pair.events().contains("Reexamine"))
+
+        // Hands off: a dead standby is not repaired while stopManaging holds.
+        try await patch("stopManaging", "2")
+        #expect(await pair.waitFor("ManualInterventionRequired", timeout: .seconds(20)) != nil)
+        guard let postmaster = try await pair.postmaster(Self.other(active)) else {
+            Issue.record("no postmaster")
+            return
+        }
+        kill(postmaster.pid, SIGKILL)
+        try await Task.sleep(for: .seconds(3))
+        #expect(await pair.pairRow()?.state == "ManualInterventionRequired")
+        #expect(try await pair.postmaster(Self.other(active)) == nil, "the operator restarted the standby while told to leave it alone")
+        // Reexamine with a dead standby: the reference's "otherwise" -> ManualInterventionRequired.
+        try await patch("reexamine", "2")
+        let reexamined = await eventuallyTrue(timeout: .seconds(20)) {
+            await pair.events().contains("Reexamine -> ManualInterventionRequired")
+        }
+        let reexamineEvents = await pair.events()
+        #expect(reexamined, "\(reexamineEvents)")
+    }
+
+    @Test("an engine killed in the middle of a failover: a new engine finishes it from .status")
+    func engineRestartMidFailover() async throws {
+        let pair = try LocalPair(engine: false)
+        defer { pair.stop() }
+        try await Task.sleep(for: .seconds(1))
+        try pair.startOperator()
+        guard let active = try await Self.normalPair(pair) else {
+            Issue.record("\(pair.operatorLog.suffix(3000))")
+            return
+        }
+        guard let postmaster = try await pair.postmaster(active) else { return }
+        kill(postmaster.pid, SIGKILL)
+        // Kill the engine as soon as the failover is on record (the intended roles swapped).
+        let deadline = ContinuousClock.now + .seconds(20)
+        var seen = ""
+        while ContinuousClock.now < deadline {
+            seen = await pair.jsonpath("ttc/sample", ".status.highLevelState")
+            if seen != "Normal" { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        await pair.killOperator()
+        #expect(seen != "Normal", "the engine never left Normal")
+        let interrupted = await pair.pairRow()?.state
+        try pair.startOperator()
+        let finished = await pair.waitFor("Normal", timeout: .seconds(60)) { $0 == Self.other(active) }
+        let restartEvents = await pair.events()
+        #expect(finished == Self.other(active), "interrupted in \(interrupted ?? "?"): \(restartEvents)\n\(pair.operatorLog.suffix(4000))")
+    }
+
+    @Test("bad input: the schema refuses an invalid spec; a missing dbSecret gets a clear Event and state")
+    func badInput() async throws {
+        let pair = try LocalPair(sample: false)
+        defer { pair.stop() }
+        #expect(await eventuallyTrue { (try? await pair.kubectl(["get", "crd", "timestenclassics.tenops.io"]))?.status == 0 })
+        for (field, value) in [("pollingInterval", "-5"), ("storageSize", "\"lots\"")] {
+            let manifest = """
+                {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"bad","namespace":"default"},
+                 "spec":{"ttspec":{"image":"tenops:latest","\(field)":\(value)}}}
+                """
+            let refused = try await pair.kubectl(["apply", "-f", "-"], input: manifest)
+            #expect(refused.status != 0 && refused.err.contains(field), "\(field): \(refused)")
+        }
+        let noImage = try await pair.kubectl(["apply", "-f", "-"], input: """
+            {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"bad","namespace":"default"},"spec":{"ttspec":{}}}
+            """)
+        #expect(noImage.status != 0 && noImage.err.contains("image"), "\(noImage)")
+        #expect((try await pair.kubectl(["get", "ttc", "bad"])).status != 0, "a refused object exists")
+
+        let missing = try await pair.kubectl(["apply", "-f", "-"], input: """
+            {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"orphan","namespace":"default"},
+             "spec":{"ttspec":{"image":"tenops:latest","storageSize":"1Gi","dbSecret":["no-such-secret"]}}}
+            """)
+        #expect(missing.status == 0, "\(missing)")
+        let reported = await eventuallyTrue(timeout: .seconds(30)) {
+            await pair.events("orphan").contains("dbSecret no-such-secret does not exist")
+        }
+        let orphanEvents = await pair.events("orphan")
+        #expect(reported, "\(orphanEvents)")
+        #expect(await pair.jsonpath("ttc/orphan", ".status.conditions[?(@.type==\"MetadataAvailable\")].status") == "False")
+        #expect(await pair.pairRow("orphan")?.state == "Initializing")
+    }
+
+    /// Polls `condition` every 100 ms until it holds or `timeout` passes.
+    func eventuallyTrue(timeout: Duration = .seconds(20), _ condition: () async -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+}
