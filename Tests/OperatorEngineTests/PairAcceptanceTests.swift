@@ -1,4 +1,5 @@
 import Foundation
+import AgentTestSupport
 import Testing
 
 /// Issue #6's acceptance, end to end: `tenops local` with its engine and real PostgreSQL,
@@ -226,6 +227,122 @@ struct PairAcceptanceTests {
         #expect(reported, "\(orphanEvents)")
         #expect(await pair.jsonpath("ttc/orphan", ".status.conditions[?(@.type==\"MetadataAvailable\")].status") == "False")
         #expect(await pair.pairRow("orphan")?.state == "Initializing")
+    }
+
+    /// `tenops local node-down|node-up NODE` against the pair's cluster.
+    static func node(_ pair: LocalPair, _ verb: String, _ node: String) async throws {
+        var arguments = ["local", verb, node, "--dir", pair.state]
+        if verb == "node-down" { arguments += ["--mode", "poweroff"] }
+        let result = try await ChildProcess.run(try tenopsBinary(), arguments, timeout: .seconds(30))
+        #expect(result.status == 0, "\(result)")
+    }
+
+    @Test("node loss with deleteDbOnNotReadyNode 60: failover, the pod and its claim deleted after 60 s, back on the third node, Normal")
+    func nodeLoss() async throws {
+        let pair = try LocalPair()
+        defer { pair.stop() }
+        guard let active = try await Self.normalPair(pair) else { return }
+        let standby = Self.other(active)
+        let activeNode = await pair.podNode(active), standbyNode = await pair.podNode(standby)
+        let claimUID = await pair.jsonpath("pvc/tt-persistent-\(active)", ".metadata.uid")
+        let inserted = try await pair.sql(await pair.podIP(active), "INSERT INTO acceptance_rows SELECT generate_series(1, 50)")
+        #expect(inserted.status == 0, "\(inserted)")
+        try await Self.node(pair, "node-down", activeNode)
+        // Failover once the old active has been unreachable for unreachableTimeout (30 s): a
+        // powered-off node cannot be told from a partitioned one, so nothing is promoted sooner.
+        let failedOver = await eventuallyTrue(timeout: .seconds(60)) { await pair.pairRow()?.active == standby }
+        let failoverEvents = await pair.events()
+        #expect(failedOver, "\(failoverEvents)")
+        let back = await pair.waitFor("Normal", timeout: .seconds(120)) { $0 == standby }
+        let events = await pair.events()
+        #expect(back == standby, "\(events)\n\(pair.log.suffix(3000))")
+        #expect(events.contains("deleting pod \(active) and its PVCs"), "\(events)")
+        let newNode = await pair.podNode(active)
+        #expect(newNode != activeNode && newNode != standbyNode && !newNode.isEmpty, "\(active) runs on \(newNode)")
+        #expect(await pair.jsonpath("pvc/tt-persistent-\(active)", ".metadata.uid") != claimUID, "the claim was not replaced")
+        #expect(try await Self.ids(pair, await pair.podIP(active)) == Set(1...50))
+        try await Self.node(pair, "node-up", activeNode)
+    }
+
+    @Test("both nodes powered off, the active's restored: BothDown, Best picks the former active (RETURN TWOSAFE after Normal), Normal again")
+    func bothDown() async throws {
+        let pair = try LocalPair()
+        defer { pair.stop() }
+        guard let active = try await Self.normalPair(pair) else { return }
+        let standby = Self.other(active)
+        let activeNode = await pair.podNode(active), standbyNode = await pair.podNode(standby)
+        let inserted = try await pair.sql(await pair.podIP(active), "INSERT INTO acceptance_rows SELECT generate_series(1, 20)")
+        #expect(inserted.status == 0, "\(inserted)")
+        try await Self.node(pair, "node-down", activeNode)
+        try await Self.node(pair, "node-down", standbyNode)
+        let waiting = await pair.waitFor("WaitingForActive", timeout: .seconds(60))
+        let downEvents = await pair.events()
+        #expect(waiting != nil && downEvents.contains("-> BothDown"), "\(downEvents)")
+        #expect(await pair.jsonpath("ttc/sample", ".status.podStatus[?(@.intendedState==\"Active\")].name") == active)
+        try await Self.node(pair, "node-up", activeNode)
+        let writable = await eventuallyTrue(timeout: .seconds(60)) {
+            (try? await pair.sql(await pair.podIP(active), "SELECT count(*) FROM acceptance_rows"))?.out.trimmingCharacters(in: .whitespacesAndNewlines) == "20"
+        }
+        let restoreEvents = await pair.events()
+        #expect(writable, "\(restoreEvents)")
+        // The standby's node stays off: after deleteDbOnNotReadyNode its pod moves to the third node.
+        let normal = await pair.waitFor("Normal", timeout: .seconds(120)) { $0 == active }
+        let events = await pair.events()
+        #expect(normal == active, "\(events)\n\(pair.log.suffix(3000))")
+        #expect(events.contains("WaitingForActive -> ConfiguringActive"), "\(events)")
+        try await Self.node(pair, "node-up", standbyNode)
+    }
+
+    @Test("20 forced failovers under continuous writes with RETURN TWOSAFE lose no acknowledged commit")
+    func twentyFailovers() async throws {
+        let pair = try LocalPair()
+        defer { pair.stop() }
+        guard var active = try await Self.normalPair(pair) else { return }
+        let writer = ContinuousWriter()
+        writer.start(pair)
+        var completed = 0
+        for round in 1...20 {
+            try await Task.sleep(for: .milliseconds(300))
+            guard let postmaster = try await pair.postmaster(active) else {
+                Issue.record("round \(round): no postmaster for \(active)")
+                break
+            }
+            kill(postmaster.pid, SIGKILL)
+            guard let next = await pair.waitFor("Normal", timeout: .seconds(60), where: { $0 == Self.other(active) }) else {
+                Issue.record("round \(round): no failover from \(active): \(await pair.events())")
+                break
+            }
+            active = next
+            completed += 1
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        await writer.stop()
+        #expect(completed == 20)
+        let acknowledged = Set(writer.ids)
+        let held = try await Self.ids(pair, await pair.podIP(active))
+        #expect(acknowledged.count > 100, "only \(acknowledged.count) commits were acknowledged")
+        #expect(acknowledged.subtracting(held).isEmpty, "lost \(acknowledged.subtracting(held).count) of \(acknowledged.count): \(acknowledged.subtracting(held).sorted().prefix(20))")
+    }
+
+    @Test("a broken schema.sql: createDb is refused, the pair goes Failed with the database's words, and nothing retries")
+    func brokenSchema() async throws {
+        let pair = try LocalPair(sample: false)
+        defer { pair.stop() }
+        #expect(await eventuallyTrue { (try? await pair.kubectl(["get", "crd", "timestenclassics.tenops.io"]))?.status == 0 })
+        let applied = try await pair.kubectl(["apply", "-f", "-"], input: """
+            {"apiVersion":"v1","kind":"List","items":[
+             {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"broken-meta","namespace":"default"},
+              "data":{"schema.sql":"CREATE TABLE ok (id int);\\nCREATE TABLEX nonsense;\\n"}},
+             {"apiVersion":"v1","kind":"Secret","metadata":{"name":"broken-db","namespace":"default"},"stringData":{"adminUser":"admin/secret1"}},
+             {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"broken","namespace":"default"},
+              "spec":{"ttspec":{"image":"tenops:latest","storageSize":"1Gi","dbConfigMap":["broken-meta"],"dbSecret":["broken-db"]}}}]}
+            """)
+        #expect(applied.status == 0, "\(applied)")
+        let failed = await pair.waitFor("Failed", pair: "broken", timeout: .seconds(60))
+        let events = await pair.events("broken")
+        #expect(failed != nil, "\(events)\n\(pair.log.suffix(3000))")
+        #expect(events.contains("schema.sql"), "\(events)")
+        #expect(!events.contains("secret1"), "an event shows the password")
     }
 
     /// Polls `condition` every 100 ms until it holds or `timeout` passes.

@@ -21,7 +21,9 @@ extension JSONValue {
     public static func parseYAMLDocuments(_ text: String, source: String = "YAML") throws(KubeAPIError) -> [JSONValue] {
         var documents: [JSONValue] = []
         do {
-            for node in try Yams.compose_all(yaml: text) {
+            // Parser.nextRoot throws on a syntax error (compose_all's sequence would just end).
+            let parser = try Yams.Parser(yaml: text)
+            while let node = try parser.nextRoot() {
                 documents.append(try convert(node, path: "", source: "\(source) document \(documents.count + 1)"))
             }
         } catch let error as KubeAPIError {

@@ -44,6 +44,7 @@ spec:
       - sample-db
     repReturnServiceAttribute: RETURN TWOSAFE
     deleteDbOnNotReadyNode: 60
+
 """#
 }
 

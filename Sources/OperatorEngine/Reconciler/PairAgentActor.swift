@@ -125,8 +125,9 @@ public struct PairAgentActor: Sendable {
     /// again, with new claims, on a node that works.
     func deletePodAndClaims(_ pod: String, action: PairAction, context: Context) async throws(Failure) {
         let namespace = context.names.namespace
-        var options = DeleteOptions()
-        options.preconditionUID = context.uid(pod)
+        // The node is NotReady: no kubelet will confirm a graceful end, so the pod goes at once
+        // (its processes are past reach, and the pair no longer counts on them).
+        let options = DeleteOptions(preconditionUID: context.uid(pod), gracePeriodSeconds: 0)
         do {
             for claim in [PairObjects.VolumeName.persistent, PairObjects.VolumeName.log].map({ "\($0)-\(pod)" }) {
                 do {
