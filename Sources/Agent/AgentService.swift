@@ -39,6 +39,8 @@ public struct AgentJob: Codable, Sendable, Equatable {
     public var bytesDone: Int64
     public var bytesTotal: Int64
     public var source: String?
+    /// "rewind" (pg_rewind re-attached the old copy) or "basebackup" (a whole copy).
+    public var method: String?
     public var error: String?
     public var stderr: String?
     public var startedAt: Date
@@ -179,7 +181,7 @@ public actor AgentService {
         let id = "dup-\(jobCounter)-\(UUID().uuidString.prefix(8).lowercased())"
         let job = AgentJob(
             id: id, verb: "repDuplicate", state: .running, phase: "starting", bytesDone: 0, bytesTotal: 0,
-            source: "\(source.host):\(source.port)", error: nil, stderr: nil, startedAt: Date(), finishedAt: nil)
+            source: "\(source.host):\(source.port)", method: nil, error: nil, stderr: nil, startedAt: Date(), finishedAt: nil)
         jobs.withLock { jobs in
             // Keep the last few finished jobs.
             if jobs.count >= 32, let oldest = jobs.values.filter({ $0.state != .running }).min(by: { $0.startedAt < $1.startedAt }) {
@@ -199,6 +201,7 @@ public actor AgentService {
                         jobs[id]?.phase = progress.phase
                         jobs[id]?.bytesDone = progress.bytesDone
                         jobs[id]?.bytesTotal = progress.bytesTotal
+                        if let method = progress.method { jobs[id]?.method = method }
                     }
                 }
             } catch {

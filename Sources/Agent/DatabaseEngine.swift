@@ -140,11 +140,14 @@ public struct DuplicateProgress: Sendable, Equatable {
     public var phase: String
     public var bytesDone: Int64
     public var bytesTotal: Int64
+    /// How the database is being made: "rewind" (pg_rewind of the old copy) or "basebackup".
+    public var method: String?
 
-    public init(phase: String, bytesDone: Int64, bytesTotal: Int64) {
+    public init(phase: String, bytesDone: Int64, bytesTotal: Int64, method: String? = nil) {
         self.phase = phase
         self.bytesDone = bytesDone
         self.bytesTotal = bytesTotal
+        self.method = method
     }
 }
 

@@ -405,6 +405,9 @@ public actor PostgresEngine: DatabaseEngine {
         duplicating = true
         defer { duplicating = false }
         await publishNow()
+        // An old copy of the same database (a fenced or crashed former active) is re-attached
+        // with pg_rewind, which copies only what diverged; anything else is copied whole.
+        if instanceExists, await rewind(from: source, password: admin.password, progress: progress) { return }
         do {
             let clock = ContinuousClock.now
             try await copy(from: source, password: admin.password, progress: progress)
@@ -415,7 +418,7 @@ public actor PostgresEngine: DatabaseEngine {
             throw error
         }
         let final = progressState.withLock { $0 }
-        progress(DuplicateProgress(phase: "starting", bytesDone: final.done, bytesTotal: final.done))
+        progress(DuplicateProgress(phase: "starting", bytesDone: final.done, bytesTotal: final.done, method: "basebackup"))
 
         // The copy is complete: only now replace the current database. Its files are about to be
         // thrown away, so an immediate shutdown does (no shutdown checkpoint to wait for).
@@ -430,6 +433,55 @@ public actor PostgresEngine: DatabaseEngine {
             _ = rename(paths.oldDir, paths.dataDir)
             throw EngineError(.failed, "cannot move the duplicate into place: \(reason)")
         }
+        try await startAsStandby(of: source)
+        logger.info("repDuplicate: standby started \(ContinuousClock.now - switching) after the copy")
+        // The old files go in the background, once the new standby runs.
+        let old = paths.oldDir
+        Task.detached(priority: .background) { try? FileManager.default.removeItem(atPath: old) }
+        progress(DuplicateProgress(phase: "done", bytesDone: final.done, bytesTotal: final.done, method: "basebackup"))
+        await publishNow()
+    }
+
+    /// pg_rewind of the stopped database onto `source`, then started as its standby. False (and
+    /// the database left for a full copy) when pg_rewind cannot do it: another database, no
+    /// wal_log_hints, a source that is not reachable.
+    private func rewind(
+        from source: DuplicateSource, password: String, progress: @escaping @Sendable (DuplicateProgress) -> Void
+    ) async -> Bool {
+        let clock = ContinuousClock.now
+        progress(DuplicateProgress(phase: "rewinding", bytesDone: 0, bytesTotal: 0, method: "rewind"))
+        do throws(EngineError) {
+            try writePgpass(password: password)
+            await stopServer()
+            let conninfo = [
+                "host=\(PostgresFiles.conninfoValue(source.host))", "port=\(source.port)", "dbname=postgres",
+                "user=\(SQL.replicationUser)", "passfile=\(PostgresFiles.conninfoValue(paths.pgpassFile))", "connect_timeout=10",
+            ].joined(separator: " ")
+            // A just-promoted source records its new timeline in pg_control only at its next
+            // checkpoint; until then pg_rewind would see one timeline and rewind nothing.
+            let checkpoint = try await tool("psql", ["-d", conninfo, "-X", "-q", "-c", "CHECKPOINT"])
+            guard checkpoint.succeeded else {
+                logger.notice("repDuplicate: cannot checkpoint \(source.host):\(source.port) before pg_rewind: \(checkpoint.stderr.suffix(300)); copying the database whole")
+                return false
+            }
+            let result = try await tool("pg_rewind", ["--target-pgdata", paths.dataDir, "--source-server", conninfo, "--write-recovery-conf"])
+            guard result.succeeded else {
+                logger.notice("repDuplicate: pg_rewind could not re-attach the database (\(result.status)); copying it whole: \(result.stderr.suffix(400))")
+                return false
+            }
+            try await startAsStandby(of: source)
+        } catch {
+            logger.notice("repDuplicate: pg_rewind failed: \(error.message); copying the database whole")
+            return false
+        }
+        logger.info("repDuplicate: re-attached to \(source.host):\(source.port) by pg_rewind in \(ContinuousClock.now - clock)")
+        progress(DuplicateProgress(phase: "done", bytesDone: 0, bytesTotal: 0, method: "rewind"))
+        await publishNow()
+        return true
+    }
+
+    /// The database in place becomes a streaming standby of `source` and starts.
+    private func startAsStandby(of source: DuplicateSource) async throws(EngineError) {
         do {
             let autoConf = paths.dataDir + "/postgresql.auto.conf"
             if let text = try? String(contentsOfFile: autoConf, encoding: .utf8) {
@@ -450,12 +502,6 @@ public actor PostgresEngine: DatabaseEngine {
         lastError = nil
         duplicating = false
         try await startServer()
-        logger.info("repDuplicate: standby started \(ContinuousClock.now - switching) after the copy")
-        // The old files go in the background, once the new standby runs.
-        let old = paths.oldDir
-        Task.detached(priority: .background) { try? FileManager.default.removeItem(atPath: old) }
-        progress(DuplicateProgress(phase: "done", bytesDone: final.done, bytesTotal: final.done))
-        await publishNow()
     }
 
     /// Refuses a duplicate that must not start: from itself, over a running active (that would
@@ -589,6 +635,11 @@ public actor PostgresEngine: DatabaseEngine {
               END IF;
             END $do$;
             ALTER ROLE \(SQL.identifier(SQL.replicationUser)) WITH LOGIN REPLICATION PASSWORD \(SQL.literal(admin.password));
+            GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO \(SQL.identifier(SQL.replicationUser));
+            GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO \(SQL.identifier(SQL.replicationUser));
+            GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO \(SQL.identifier(SQL.replicationUser));
+            GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO \(SQL.identifier(SQL.replicationUser));
+            GRANT pg_checkpoint TO \(SQL.identifier(SQL.replicationUser));
             SELECT pg_create_physical_replication_slot(\(SQL.literal(SQL.slotName)), true)
               WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = \(SQL.literal(SQL.slotName)));
             """, secrets: [admin.password])

@@ -171,6 +171,10 @@ enum PostgresFiles {
     ) -> String {
         var settings: [ConfSetting] = [
             ConfSetting(key: "wal_level", value: "replica"),
+            // pg_rewind needs it to re-attach a former active without a full copy.
+            ConfSetting(key: "wal_log_hints", value: "on"),
+            // ... and the WAL back to the last checkpoint before the two diverged.
+            ConfSetting(key: "wal_keep_size", value: "256MB"),
             ConfSetting(key: "hot_standby", value: "on"),
             ConfSetting(key: "logging_collector", value: "off"),
             ConfSetting(key: "log_destination", value: "stderr"),

@@ -59,6 +59,7 @@ enum PairBench {
 
     static func run() async throws {
         print("pair")
+        fflush(nil)
         let options = try Options(Bench.options)
         var figures: [Figure] = []
         if !options.skipApply || !options.skipFailover {
@@ -90,11 +91,12 @@ enum PairBench {
         }
         var samples = Samples()
         var failed = 0
+        var outlived = 0
         for run in 0..<runs {
             var pair = TimesTenClassic(json: template)
             pair.metadata.name = "bench-\(run)"
             let started = ContinuousClock.now
-            _ = try await client.create(pair)
+            let created = try await client.create(pair)
             do {
                 _ = try await waitForNormal(client, pair.name, timeout: .seconds(120))
                 samples.add((ContinuousClock.now - started).inSeconds)
@@ -105,8 +107,21 @@ enum PairBench {
             }
             try await client.delete(TimesTenClassic.self, name: pair.name, namespace: namespace)
             let selector = ListOptions(labelSelector: "tenops.io/pair=\(pair.name)")
-            try await NodeBench.waitUntil("the pods of \(pair.name) are gone", timeout: .seconds(120)) {
+            let podsGone: () async -> Bool = {
                 (try? await client.list(Pod.self, namespace: namespace, options: selector))?.items.isEmpty ?? false
+            }
+            do {
+                try await NodeBench.waitUntil("the pods of \(pair.name) are gone", timeout: .seconds(45), podsGone)
+            } catch {
+                // The cascade deleted what existed at the time of the DELETE; whatever owns the
+                // pods now was written after it. Say what it is, remove it, and go on.
+                outlived += 1
+                let set = try? await client.get(StatefulSet.self, name: pair.name, namespace: namespace)
+                progress("\(pair.name) (uid \(created.metadata.uid ?? "?")): pods still there 45 s after the DELETE; StatefulSet "
+                         + (set.map { "created \($0.json["metadata"]?["creationTimestamp"] ?? .null), owners \($0.json["metadata"]?["ownerReferences"] ?? .null)" } ?? "gone")
+                         + "; deleting the StatefulSet")
+                if set != nil { try await client.delete(StatefulSet.self, name: pair.name, namespace: namespace) }
+                try await NodeBench.waitUntil("the pods of \(pair.name) are gone", timeout: .seconds(120), podsGone)
             }
         }
         var figures = [
@@ -116,6 +131,9 @@ enum PairBench {
                    value: "\(seconds(samples.percentile(0))) / \(seconds(samples.percentile(100)))"),
         ]
         if failed > 0 { figures.append(Figure(name: "pairs not Normal within 120 s", value: "\(failed) of \(runs)", target: "0")) }
+        if outlived > 0 {
+            figures.append(Figure(name: "pairs whose pods outlived their deletion by 45 s", value: "\(outlived) of \(runs)", target: "0"))
+        }
         return figures
     }
 
@@ -150,7 +168,9 @@ enum PairBench {
         let client = cluster.client
         var toCommit = Samples()
         var toNormal = Samples()
+        var toPromotion = Samples()
         var noCommit = 0
+        var steadyCommits = 0
         for run in 0..<runs {
             // Normal with a known active, and the writer committing there since.
             let before = try await waitForNormal(client, PairSample.name, timeout: .seconds(300))
@@ -161,16 +181,26 @@ enum PairBench {
             try await NodeBench.waitUntil("a commit on the active \(active)", timeout: .seconds(60)) {
                 await writer.log.hasAck(on: before.activeAddress ?? "", after: normal)
             }
+            // One second of steady writes on the active, then the kill.
+            let steadyFrom = await writer.log.acks.count
+            try await Task.sleep(for: .seconds(1))
+            steadyCommits += await writer.log.acks.count - steadyFrom
+            // A session on the standby, opened beforehand, tells when it is promoted.
+            let probe = try await writer.connect(otherAddress)
             let pid = try await postmaster(of: active, under: cluster.directory)
             let mark = await writer.log.acks.count
             let killed = ContinuousClock.now
             guard kill(pid, SIGKILL) == 0 else { throw BenchError("kill(\(pid)): \(String(cString: strerror(errno)))") }
 
             var first: WriteLog.Ack?
-            while first == nil, ContinuousClock.now - killed < .seconds(120) {
-                first = await writer.log.firstAck(on: otherAddress, from: mark)
-                if first == nil { try await Task.sleep(for: .milliseconds(5)) }
+            var promoted: ContinuousClock.Instant?
+            while first == nil || promoted == nil, ContinuousClock.now - killed < .seconds(120) {
+                if promoted == nil, await writer.isPrimary(probe) { promoted = .now }
+                if first == nil { first = await writer.log.firstAck(on: otherAddress, from: mark) }
+                try await Task.sleep(for: .milliseconds(5))
             }
+            try? await probe.close()
+            if let promoted { toPromotion.add((promoted - killed).inSeconds) }
             if let first {
                 toCommit.add((first.at - killed).inSeconds)
             } else {
@@ -178,8 +208,10 @@ enum PairBench {
             }
             _ = try await waitForNormal(client, PairSample.name, timeout: .seconds(300)) { $0.active == other }
             toNormal.add((ContinuousClock.now - killed).inSeconds)
-            progress("failover \(run + 1): killed \(active)'s postmaster \(pid); first commit on \(other) after "
-                     + (first.map { seconds(($0.at - killed).inSeconds) } ?? "none within 120 s (\(await writer.log.lastError ?? "no error"))")
+            let writerError = await writer.log.lastError ?? "no error"
+            progress("failover \(run + 1): killed \(active)'s postmaster \(pid); \(other) promoted after "
+                     + (promoted.map { seconds(($0 - killed).inSeconds) } ?? "?") + ", first commit on it after "
+                     + (first.map { seconds(($0.at - killed).inSeconds) } ?? "none within 120 s (\(writerError))")
                      + ", Normal again after \(seconds(toNormal.values.last!))")
         }
         var figures = [
@@ -187,9 +219,13 @@ enum PairBench {
             Figure(name: "failover, kill -9 to first commit on new active, p99", value: seconds(toCommit.percentile(99)), target: "<= 2 s"),
             Figure(name: "failover, kill -9 to first commit, min / max (of \(toCommit.values.count))",
                    value: "\(seconds(toCommit.percentile(0))) / \(seconds(toCommit.percentile(100)))"),
+            Figure(name: "failover, kill -9 to promotion (recovery ended), p50 / max",
+                   value: "\(seconds(toPromotion.percentile(50))) / \(seconds(toPromotion.percentile(100)))"),
             Figure(name: "failover, kill -9 to Normal again, p50 / max",
                    value: "\(seconds(toNormal.percentile(50))) / \(seconds(toNormal.percentile(100)))"),
         ]
+        figures.append(Figure(name: "writer while Normal (BEGIN, INSERT, COMMIT one at a time)",
+                              value: "\(steadyCommits / runs) commits/s"))
         if noCommit > 0 { figures.append(Figure(name: "failovers without a commit within 120 s", value: "\(noCommit) of \(runs)", target: "0")) }
         return figures
     }
@@ -343,6 +379,12 @@ struct Writer: Sendable {
         return ids
     }
 
+    /// Whether `session`'s server takes writes (is out of recovery); false when it cannot tell.
+    func isPrimary(_ session: PostgresConnection) async -> Bool {
+        let rows = try? await session.query("SELECT NOT pg_is_in_recovery()", logger: logger).collect()
+        return (try? rows?.first?.decode(Bool.self)) ?? false
+    }
+
     func run() async {
         var current: (session: PostgresConnection, host: String)?
         while !Task.isCancelled {
@@ -421,6 +463,11 @@ final class LocalClusterRun {
 
     static func with(_ label: String, options: PairBench.Options, _ arguments: [String],
                      _ body: (LocalClusterRun) async throws -> Void) async throws {
+        // Every `tenops local` gives its pods the same loopback addresses.
+        if let other = otherLocalsWithPods(than: nil).first {
+            throw BenchError("another tenops local runs pods (pid \(other): \(PairBench.commandLine(other).joined(separator: " "))); "
+                             + "they take the same loopback addresses as this benchmark's: stop it first")
+        }
         let directory = "/tmp/tenops-bench-pair-\(UUID().uuidString.prefix(8))"
         let logDirectory = options.logDirectory ?? directory
         try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
@@ -442,13 +489,53 @@ final class LocalClusterRun {
                                       client: KubeClient(config: config))
             run.children = [started]
             cluster = run
-            try await body(run)
+            let ours = started.pid
+            let watch = Task {
+                var seen = Set<pid_t>()
+                while !Task.isCancelled {
+                    seen.formUnion(otherLocalsWithPods(than: ours))
+                    try? await Task.sleep(for: .seconds(1))
+                }
+                return seen
+            }
+            do {
+                try await body(run)
+            } catch {
+                watch.cancel()
+                throw error
+            }
+            watch.cancel()
+            let others = await watch.value
+            if !others.isEmpty {
+                PairBench.progress("WARNING: another tenops local (pids \(others.sorted())) ran pods during this measurement, "
+                                   + "on the same loopback addresses: these figures may be disturbed")
+            }
         } catch {
             if let local { PairBench.progress("the end of \(local.log):\n\(local.tail())") }
             await stop(cluster?.children ?? local.map { [$0] } ?? [], directory: directory)
             throw error
         }
         await stop(cluster?.children ?? [], directory: directory)
+    }
+
+    private static func processIDs() -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+    }
+
+    /// `tenops local` processes other than `ours` that have children: their pods' processes.
+    private static func otherLocalsWithPods(than ours: pid_t?) -> [pid_t] {
+        let processes = processIDs()
+        let locals = processes.filter { pid in
+            let arguments = PairBench.commandLine(pid)
+            return pid != ours && arguments.count > 1 && arguments[0].hasSuffix("tenops") && arguments[1] == "local"
+        }
+        guard !locals.isEmpty else { return [] }
+        // /proc/PID/stat: after the name come the state and the parent's PID.
+        let parents = Set(processes.compactMap { pid -> pid_t? in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let name = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(after: name)...].split(separator: " ").dropFirst().first.flatMap { pid_t($0) }
+        })
+        return locals.filter(parents.contains)
     }
 
     /// Starts `tenops ARGUMENTS`, stopped with the cluster.
@@ -462,8 +549,7 @@ final class LocalClusterRun {
     /// from the state directory (a pod's server that outlived its node), and removes the directory.
     private static func stop(_ children: [TenopsChild], directory: String) async {
         for child in children.reversed() { await child.stop() }
-        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { pid_t($0) }
-            .filter { PairBench.commandLine($0).contains { $0.contains(directory) } } ?? []
+        let leftovers = processIDs().filter { PairBench.commandLine($0).contains { $0.contains(directory) } }
         if !leftovers.isEmpty {
             PairBench.progress("processes of \(directory) outlived tenops local, killing: \(leftovers)")
             for pid in leftovers { kill(pid, SIGKILL) }

@@ -99,6 +99,8 @@ public struct AgentJobStatus: Sendable, Equatable {
     public var bytesTotal: Int64
     /// `host:port` the copy comes from.
     public var source: String?
+    /// "rewind" (pg_rewind re-attached the old copy) or "basebackup" (a whole copy).
+    public var method: String?
     public var error: String?
     /// The engine tool's own words when it failed.
     public var stderr: String?
@@ -107,7 +109,8 @@ public struct AgentJobStatus: Sendable, Equatable {
 
     public init(
         id: String, verb: String = "repDuplicate", state: State, phase: String = "", bytesDone: Int64 = 0, bytesTotal: Int64 = 0,
-        source: String? = nil, error: String? = nil, stderr: String? = nil, startedAt: Date? = nil, finishedAt: Date? = nil
+        source: String? = nil, method: String? = nil, error: String? = nil, stderr: String? = nil, startedAt: Date? = nil,
+        finishedAt: Date? = nil
     ) {
         self.id = id
         self.verb = verb
@@ -116,6 +119,7 @@ public struct AgentJobStatus: Sendable, Equatable {
         self.bytesDone = bytesDone
         self.bytesTotal = bytesTotal
         self.source = source
+        self.method = method
         self.error = error
         self.stderr = stderr
         self.startedAt = startedAt
@@ -131,7 +135,7 @@ public struct AgentJobStatus: Sendable, Equatable {
         self.init(
             id: try reader.required("id"), verb: try reader.optional("verb") ?? "", state: state,
             phase: try reader.optional("phase") ?? "", bytesDone: try reader.optional("bytesDone") ?? 0,
-            bytesTotal: try reader.optional("bytesTotal") ?? 0, source: try reader.optional("source"),
+            bytesTotal: try reader.optional("bytesTotal") ?? 0, source: try reader.optional("source"), method: try reader.optional("method"),
             error: try reader.optional("error"), stderr: try reader.optional("stderr"),
             startedAt: try reader.optionalTime("startedAt"), finishedAt: try reader.optionalTime("finishedAt"))
     }

@@ -238,6 +238,10 @@ spec:
                     message: {type: string}
                     startTime: {type: string}
                     endTime: {type: string}
+                    phase: {type: string}
+                    method: {type: string}
+                    bytesDone: {type: integer}
+                    bytesTotal: {type: integer}
                 conditions:
                   type: array
                   items:

@@ -195,4 +195,26 @@ public struct ActionRecord: JSONBacked {
     public var message: String? { get { get("message") } set { set("message", newValue) } }
     public var startTime: Date? { get { get("startTime") } set { set("startTime", newValue) } }
     public var endTime: Date? { get { get("endTime") } set { set("endTime", newValue) } }
+    /// TenOps: the step a running action is at (fencing, catchup, promoting, reattaching, copying).
+    public var phase: String? { get { get("phase") } set { set("phase", newValue) } }
+    /// TenOps: how a database was re-attached or copied: rewind or basebackup.
+    public var method: String? { get { get("method") } set { set("method", newValue) } }
+    /// TenOps: a copy's progress.
+    public var bytesDone: Int? { get { get("bytesDone") } set { set("bytesDone", newValue) } }
+    public var bytesTotal: Int? { get { get("bytesTotal") } set { set("bytesTotal", newValue) } }
+
+    public init(id: String) {
+        self.init(json: [:])
+        self.id = id
+    }
+
+    /// Running, not yet Succeeded or Failed.
+    public var isRunning: Bool { state == ActionState.running }
+}
+
+/// The states of a manual action.
+public enum ActionState {
+    public static let running = "Running"
+    public static let succeeded = "Succeeded"
+    public static let failed = "Failed"
 }

@@ -93,9 +93,9 @@ public struct PairAgentActor: Sendable {
             let result = try await agent.perform(command)
             if case .done(_, let status?) = result { agents.record(status, for: key, uid: uid) }
         } catch {
-            if case .createDb = action, let rejection = error.rejection, !rejection.isConflict {
-                // The metadata (db.ini, adminUser, schema.sql) was refused: no retry can help.
-                agents.update(key, uid: uid) { $0.terminalReason = "createDb refused: \(rejection.message)"
+            if action.appliesMetadata, let rejection = error.rejection, !rejection.isConflict {
+                // The metadata (db.ini, adminUser, schema.sql, epilog.sql) was refused: no retry can help.
+                agents.update(key, uid: uid) { $0.terminalReason = "\(command.verb) refused: \(rejection.message)"
                     + (rejection.stderr.map { ": \($0.trimmingCharacters(in: .whitespacesAndNewlines))" } ?? "") }
             }
             throw Failure(action: action, message: "\(error)", reportable: !(error.isUnreachable || error.rejection?.isConflict == true))
@@ -143,6 +143,16 @@ public struct PairAgentActor: Sendable {
             }
         } catch {
             throw Failure(action: action, message: "\(error)", reportable: true)
+        }
+    }
+}
+
+extension PairAction {
+    /// The action applies the user's metadata files, which a retry cannot fix when they are wrong.
+    var appliesMetadata: Bool {
+        switch self {
+        case .createDb, .createRepEpilog: true
+        default: false
         }
     }
 }

@@ -147,8 +147,11 @@ public final class PairReconciler: Sendable {
             await queue.addAfter(key, .milliseconds(200))
             return .done
         }
-        let decision = PairStateMachine.decide(observation)
+        let step = manualActionStep(object: object, status: status, observation: observation, views: views)
+        let decision = step.decision
         status = PairStatusRecorder.apply(decision, to: status, snapshot: snapshot, views: views, now: now)
+        if let record = step.record { status.lastAction = record }
+        if let poll = step.pollAfter { await queue.addAfter(key, .milliseconds(max(10, Int64(poll * 1000)))) }
         if status != object.status { kubeActions.insert(.updateStatus(PairPlanner.stamped(status, now: now)), at: 0) }
         kubeActions += decision.events.map { event in
             .event(PlannedEvent(event.kind == .warning ? .warning : .normal, event.reason, event.message))
@@ -180,6 +183,29 @@ public final class PairReconciler: Sendable {
             await queue.add(key)
         }
         return .done
+    }
+
+    /// The state machine's decision, and what a manual action (annotation `tenops.io/action`)
+    /// makes of it.
+    private func manualActionStep(
+        object: TimesTenClassic, status: TimesTenClassicStatus, observation: PairObservation, views: [String: AgentView]
+    ) -> ManualActionStep {
+        let machine = PairStateMachine.decide(observation)
+        let request = object.metadata.annotations[ManualActionRequest.annotation].map {
+            ManualActionRequest.parse($0, pods: PairNames(object).pods)
+        }
+        let last = status.lastAction
+        guard request != nil || last?.isRunning == true else { return ManualActionStep(decision: machine, record: nil, pollAfter: nil) }
+        // The copy or re-attachment the action waits for is on the pod that is (or is becoming) the standby.
+        let view = views[machine.status.intendedStandby]
+        let started = last?.isRunning == true ? last?.startTime : nil
+        let job = view?.job.flatMap { job -> AgentJobStatus? in
+            guard let started, let jobStart = job.startedAt else { return job }
+            return jobStart >= started.addingTimeInterval(-1) ? job : nil
+        }
+        return ManualActionPlanner.step(
+            request: request, last: last, observation: observation, machine: machine, job: job,
+            jobError: job == nil ? nil : view?.jobError)
     }
 
     /// Watches the agent of each of the pair's pods that has an address; returns the views by pod name.
