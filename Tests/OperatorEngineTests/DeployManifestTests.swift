@@ -159,7 +159,7 @@ struct DeployManifestTests {
         }
     }
 
-    @Test("operator.yaml: the operator runs as non-root with a read-only root, no capabilities, its ServiceAccount and -n default")
+    @Test("operator.yaml: two replicas electing a leader, probes on 8080, non-root with a read-only root, no capabilities, its ServiceAccount and -n default")
     func operatorDeployment() throws {
         let documents = try Self.documents("operator.yaml")
         let deployment = JSONValue.object(try #require(documents.first { JSONValue.object($0)["kind"].stringValue == "Deployment" }))
@@ -179,14 +179,24 @@ struct DeployManifestTests {
         #expect(Self.strings(security["capabilities"]["drop"]) == ["ALL"])
         #expect(container["resources"]["limits"]["memory"].stringValue != nil && container["resources"]["requests"]["cpu"].stringValue != nil)
         #expect((container["ports"].arrayValue ?? []).contains { $0["name"].stringValue == "http" && $0["containerPort"].intValue == 8080 })
-        // Several replicas are safe only with leader election; one replica must not be rolled
-        // (two engines side by side), and a PodDisruptionBudget of minAvailable 1 over a single
-        // replica would block every node drain.
-        let replicas = deployment["spec"]["replicas"].intValue ?? 1
-        let budgets = documents.filter { JSONValue.object($0)["kind"].stringValue == "PodDisruptionBudget" }
-        if replicas == 1 {
-            #expect(deployment["spec"]["strategy"]["type"].stringValue == "Recreate")
-            #expect(budgets.isEmpty)
+        // Two replicas elect a leader through a Lease in their own namespace (POD_NAMESPACE), so a
+        // rolling update is safe: no Recreate strategy.
+        #expect(deployment["spec"]["replicas"].intValue == 2)
+        #expect(deployment["spec"]["strategy"]["type"].stringValue != "Recreate")
+        let env = container["env"].arrayValue ?? []
+        let podNamespace = env.first { $0["name"].stringValue == "POD_NAMESPACE" }
+        #expect(podNamespace?["valueFrom"]["fieldRef"]["fieldPath"].stringValue == "metadata.namespace", "\(env)")
+        // In-cluster credentials come from the service account: no kubeconfig is handed over.
+        #expect(!env.contains { $0["name"].stringValue == "KUBECONFIG" }, "\(env)")
+        #expect(!documents.contains { JSONValue.object($0)["kind"].stringValue == "ConfigMap" })
+        // The probes are served by `tenops operator` on the http port (8080).
+        #expect(container["livenessProbe"]["httpGet"]["path"].stringValue == "/healthz")
+        #expect(container["readinessProbe"]["httpGet"]["path"].stringValue == "/readyz")
+        for probe in ["livenessProbe", "readinessProbe"] {
+            let port = container[probe]["httpGet"]["port"]
+            #expect(port.stringValue == "http" || port.intValue == 8080, "\(probe): \(port)")
         }
+        // The PodDisruptionBudget is a comment: the local API server does not serve policy/v1.
+        #expect(!documents.contains { JSONValue.object($0)["kind"].stringValue == "PodDisruptionBudget" })
     }
 }

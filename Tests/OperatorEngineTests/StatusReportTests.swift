@@ -384,141 +384,144 @@ struct StatusReportTests {
     }
 }
 
-/// The real `tenops status` against a real local API server, through the real kubectl.
-@Suite("tenops status on a local API server", .serialized, .timeLimit(.minutes(5)))
-struct StatusCommandTests {
-    @Test("tenops status prints the pair, its pods and its events; a missing pair exits 1")
-    func statusCommand() async throws {
-        let tenops = try tenopsBinary()
-        try await withLocalServer { kubectl in
-            func run(_ arguments: [String], input: String? = nil) async throws -> ProcessOutput {
-                let output = try await kubectl(arguments, input)
-                #expect(output.status == 0, "kubectl \(arguments): \(output)")
-                return output
+/// Nested, so that `--filter StatusReportTests` runs it too.
+extension StatusReportTests {
+    /// The real `tenops status` against a real local API server, through the real kubectl.
+    @Suite("tenops status on a local API server", .serialized, .timeLimit(.minutes(5)))
+    struct Command {
+        @Test("tenops status prints the pair, its pods and its events; a missing pair exits 1")
+        func statusCommand() async throws {
+            let tenops = try tenopsBinary()
+            try await withLocalServer { kubectl in
+                func run(_ arguments: [String], input: String? = nil) async throws -> ProcessOutput {
+                    let output = try await kubectl(arguments, input)
+                    #expect(output.status == 0, "kubectl \(arguments): \(output)")
+                    return output
+                }
+                // tenops gets its own copy of kubectl's kubeconfig (certificates inline).
+                let config = try await run(["config", "view", "--raw", "--flatten"])
+                let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tenops-status-\(UUID().uuidString)").path
+                try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(atPath: scratch) }
+                let kubeconfig = "\(scratch)/kubeconfig"
+                try config.out.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+                func status(_ arguments: [String]) async throws -> ProcessOutput {
+                    var environment = ProcessInfo.processInfo.environment
+                    environment["KUBECONFIG"] = nil
+                    environment["COLUMNS"] = nil
+                    environment["NO_COLOR"] = nil
+                    environment["HOME"] = scratch
+                    return try await ChildProcess.run(tenops, ["status"] + arguments + ["--kubeconfig", kubeconfig], environment: environment)
+                }
+                let namespace = "status-test"
+                _ = try await run(["create", "namespace", namespace])
+
+                // Before the CRD exists, the pair is not found either, with a hint.
+                let noCRD = try await status(["sample", "-n", namespace])
+                #expect(noCRD.status == 1 && noCRD.err.contains("timestenclassic \(namespace)/sample not found"), "\(noCRD)")
+                #expect(noCRD.err.contains("is deploy/crd.yaml applied?"), "\(noCRD)")
+
+                _ = try await run(["apply", "-f", "\(packageRoot)/deploy/crd.yaml"])
+                let pair = """
+                    {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"sample","namespace":"\(namespace)"},
+                     "spec":{"ttspec":{"image":"tenops:latest","repReturnServiceAttribute":"RETURN TWOSAFE","deleteDbOnNotReadyNode":60}}}
+                    """
+                _ = try await run(["apply", "-f", "-"], input: pair)
+
+                // Not reconciled yet.
+                let fresh = try await status(["sample", "-n", namespace])
+                #expect(fresh.status == 0, "\(fresh)")
+                #expect(fresh.out.contains("Pair        \(namespace)/sample\nState       (not reconciled yet)\n"), "\(fresh)")
+                #expect(fresh.out.contains("Events  <none>"), "\(fresh)")
+
+                // The engine's status, as it would write it.
+                let now = Date()
+                let uid = try #require(try await run(["get", "ttc", "sample", "-n", namespace, "-o", "jsonpath={.metadata.uid}"]).out
+                    .nonEmpty)
+                let object = StatusFixture.pair { status in
+                    status.highLevelState = "Normal"
+                    status.prevHighLevelState = "StandbyDown"
+                    status.lastHighLevelStateSwitch = now.addingTimeInterval(-150)
+                    status.activePods = "sample-1"
+                    status[pod: "sample-0"] = StatusFixture.pod("sample-0", role: "Standby", lag: 2048)
+                    status[pod: "sample-1"] = StatusFixture.pod("sample-1", role: "Active")
+                    var standby = status[pod: "sample-0"]!
+                    standby.node.ready = "False"
+                    standby.node.notReadySince = now.addingTimeInterval(-300)
+                    status[pod: "sample-0"] = standby
+                    status.setCondition(Condition(type: PairPlanner.validCondition, status: "True", reason: "SpecValid", message: "ok"))
+                    status.setCondition(Condition(type: PairMetadata.condition, status: "True", reason: "Present"))
+                    var action = ActionRecord(id: "a1b2")
+                    action.verb = "switchover"
+                    action.state = ActionState.succeeded
+                    action.message = "sample-1 is active"
+                    action.endTime = now.addingTimeInterval(-130)
+                    status.lastAction = action
+                }
+                _ = try await run(["patch", "ttc", "sample", "-n", namespace, "--subresource=status", "--type=merge",
+                                   "-p", JSONWriter.string(["status": .object(object.status.json)])])
+
+                // Events: two about the pair, one about a pod, one about an earlier pair of the same name.
+                func event(_ name: String, kind: String = "TimesTenClassic", object: String = "sample", uid: String?, type: String,
+                           reason: String, message: String, secondsAgo: TimeInterval) -> String {
+                    var involved: JSONObject = ["kind": .string(kind), "name": .string(object), "namespace": .string(namespace)]
+                    if kind == "TimesTenClassic" { involved["apiVersion"] = "tenops.io/v1" }
+                    if let uid { involved["uid"] = .string(uid) }
+                    let time = KubeTime.format(now.addingTimeInterval(-secondsAgo))
+                    let body: JSONObject = [
+                        "apiVersion": "v1", "kind": "Event",
+                        "metadata": ["name": .string(name), "namespace": .string(namespace)],
+                        "involvedObject": .object(involved), "type": .string(type), "reason": .string(reason), "message": .string(message),
+                        "firstTimestamp": .string(time), "lastTimestamp": .string(time), "count": 1, "source": ["component": "tenops"],
+                    ]
+                    return JSONWriter.string(.object(body))
+                }
+                _ = try await run(["apply", "-f", "-"], input: event(
+                    "sample.1", uid: uid, type: "Normal", reason: "StateChange", message: "TimesTenClassic was Normal, now StandbyDown",
+                    secondsAgo: 400))
+                _ = try await run(["apply", "-f", "-"], input: event(
+                    "sample.2", uid: uid, type: "Normal", reason: "StateChange", message: "TimesTenClassic was StandbyDown, now Normal",
+                    secondsAgo: 150))
+                _ = try await run(["apply", "-f", "-"], input: event(
+                    "sample.3", uid: nil, type: "Warning", reason: "TaskFailed", message: "a warning without a uid", secondsAgo: 3 * 3600 + 100))
+                _ = try await run(["apply", "-f", "-"], input: event(
+                    "sample-0.1", kind: "Pod", object: "sample-0", uid: nil, type: "Warning", reason: "BackOff", message: "about a pod",
+                    secondsAgo: 10))
+                _ = try await run(["apply", "-f", "-"], input: event(
+                    "sample.old", uid: "00000000-0000-4000-8000-000000000000", type: "Warning", reason: "Error",
+                    message: "about an earlier sample", secondsAgo: 20))
+
+                let shown = try await status(["sample", "-n", namespace])
+                #expect(shown.status == 0, "\(shown)")
+                let text = shown.out
+                print("tenops status sample -n \(namespace):\n\(text)")
+                #expect(!text.contains("\u{1B}"), "no colors into a file")
+                let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                for line in ["Pair        \(namespace)/sample", "State       Normal (since 2m, was StandbyDown)", "Active      sample-1",
+                             "Replication RETURN TWOSAFE", "Spec        Valid; metadata present",
+                             "Last action  switchover (a1b2) Succeeded 2m ago: sample-1 is active", "Events (newest first)"] {
+                    #expect(lines.contains(line), "missing \(line.debugDescription)")
+                }
+                let rows = lines.map(StatusReportTests.cells)
+                #expect(rows.contains(["sample-0", "Standby", "Healthy", "Running", "Up", "Loaded", "STANDBY", "streaming", "2 KiB",
+                                       "node-b NotReady 5m (deletes at 60s)", "127.2.0.2"]), "\(text)")
+                #expect(rows.contains(["sample-1", "Active", "Healthy", "Running", "Up", "Loaded", "ACTIVE", "streaming", "-",
+                                       "node-a Ready", "127.1.0.2"]), "\(text)")
+                let events = Array(rows.drop { $0 != ["AGE", "TYPE", "REASON", "MESSAGE"] }.dropFirst().prefix { !$0.isEmpty })
+                #expect(events == [["2m", "Normal", "StateChange", "TimesTenClassic was StandbyDown, now Normal"],
+                                   ["6m", "Normal", "StateChange", "TimesTenClassic was Normal, now StandbyDown"],
+                                   ["3h", "Warning", "TaskFailed", "a warning without a uid"]], "\(text)")
+                #expect(!text.contains("about a pod") && !text.contains("about an earlier sample"), "\(text)")
+
+                // The namespace comes from the kubeconfig's context when -n is absent: default has no such pair.
+                let elsewhere = try await status(["sample"])
+                #expect(elsewhere.status == 1 && elsewhere.err.contains("timestenclassic default/sample not found"), "\(elsewhere)")
+                let missing = try await status(["nope", "-n", namespace])
+                #expect(missing.status == 1, "\(missing)")
+                #expect(missing.err.contains("timestenclassic \(namespace)/nope not found"), "\(missing)")
+                #expect(!missing.err.contains("crd.yaml"), "the CRD is installed: no hint: \(missing)")
+                #expect(missing.out.isEmpty, "\(missing)")
             }
-            // tenops gets its own copy of kubectl's kubeconfig (certificates inline).
-            let config = try await run(["config", "view", "--raw", "--flatten"])
-            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tenops-status-\(UUID().uuidString)").path
-            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: scratch) }
-            let kubeconfig = "\(scratch)/kubeconfig"
-            try config.out.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
-            func status(_ arguments: [String]) async throws -> ProcessOutput {
-                var environment = ProcessInfo.processInfo.environment
-                environment["KUBECONFIG"] = nil
-                environment["COLUMNS"] = nil
-                environment["NO_COLOR"] = nil
-                environment["HOME"] = scratch
-                return try await ChildProcess.run(tenops, ["status"] + arguments + ["--kubeconfig", kubeconfig], environment: environment)
-            }
-            let namespace = "status-test"
-            _ = try await run(["create", "namespace", namespace])
-
-            // Before the CRD exists, the pair is not found either, with a hint.
-            let noCRD = try await status(["sample", "-n", namespace])
-            #expect(noCRD.status == 1 && noCRD.err.contains("timestenclassic \(namespace)/sample not found"), "\(noCRD)")
-            #expect(noCRD.err.contains("is deploy/crd.yaml applied?"), "\(noCRD)")
-
-            _ = try await run(["apply", "-f", "\(packageRoot)/deploy/crd.yaml"])
-            let pair = """
-                {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"sample","namespace":"\(namespace)"},
-                 "spec":{"ttspec":{"image":"tenops:latest","repReturnServiceAttribute":"RETURN TWOSAFE","deleteDbOnNotReadyNode":60}}}
-                """
-            _ = try await run(["apply", "-f", "-"], input: pair)
-
-            // Not reconciled yet.
-            let fresh = try await status(["sample", "-n", namespace])
-            #expect(fresh.status == 0, "\(fresh)")
-            #expect(fresh.out.contains("Pair        \(namespace)/sample\nState       (not reconciled yet)\n"), "\(fresh)")
-            #expect(fresh.out.contains("Events  <none>"), "\(fresh)")
-
-            // The engine's status, as it would write it.
-            let now = Date()
-            let uid = try #require(try await run(["get", "ttc", "sample", "-n", namespace, "-o", "jsonpath={.metadata.uid}"]).out
-                .nonEmpty)
-            let object = StatusFixture.pair { status in
-                status.highLevelState = "Normal"
-                status.prevHighLevelState = "StandbyDown"
-                status.lastHighLevelStateSwitch = now.addingTimeInterval(-150)
-                status.activePods = "sample-1"
-                status[pod: "sample-0"] = StatusFixture.pod("sample-0", role: "Standby", lag: 2048)
-                status[pod: "sample-1"] = StatusFixture.pod("sample-1", role: "Active")
-                var standby = status[pod: "sample-0"]!
-                standby.node.ready = "False"
-                standby.node.notReadySince = now.addingTimeInterval(-300)
-                status[pod: "sample-0"] = standby
-                status.setCondition(Condition(type: PairPlanner.validCondition, status: "True", reason: "SpecValid", message: "ok"))
-                status.setCondition(Condition(type: PairMetadata.condition, status: "True", reason: "Present"))
-                var action = ActionRecord(id: "a1b2")
-                action.verb = "switchover"
-                action.state = ActionState.succeeded
-                action.message = "sample-1 is active"
-                action.endTime = now.addingTimeInterval(-130)
-                status.lastAction = action
-            }
-            _ = try await run(["patch", "ttc", "sample", "-n", namespace, "--subresource=status", "--type=merge",
-                               "-p", JSONWriter.string(["status": .object(object.status.json)])])
-
-            // Events: two about the pair, one about a pod, one about an earlier pair of the same name.
-            func event(_ name: String, kind: String = "TimesTenClassic", object: String = "sample", uid: String?, type: String,
-                       reason: String, message: String, secondsAgo: TimeInterval) -> String {
-                var involved: JSONObject = ["kind": .string(kind), "name": .string(object), "namespace": .string(namespace)]
-                if kind == "TimesTenClassic" { involved["apiVersion"] = "tenops.io/v1" }
-                if let uid { involved["uid"] = .string(uid) }
-                let time = KubeTime.format(now.addingTimeInterval(-secondsAgo))
-                let body: JSONObject = [
-                    "apiVersion": "v1", "kind": "Event",
-                    "metadata": ["name": .string(name), "namespace": .string(namespace)],
-                    "involvedObject": .object(involved), "type": .string(type), "reason": .string(reason), "message": .string(message),
-                    "firstTimestamp": .string(time), "lastTimestamp": .string(time), "count": 1, "source": ["component": "tenops"],
-                ]
-                return JSONWriter.string(.object(body))
-            }
-            _ = try await run(["apply", "-f", "-"], input: event(
-                "sample.1", uid: uid, type: "Normal", reason: "StateChange", message: "TimesTenClassic was Normal, now StandbyDown",
-                secondsAgo: 400))
-            _ = try await run(["apply", "-f", "-"], input: event(
-                "sample.2", uid: uid, type: "Normal", reason: "StateChange", message: "TimesTenClassic was StandbyDown, now Normal",
-                secondsAgo: 150))
-            _ = try await run(["apply", "-f", "-"], input: event(
-                "sample.3", uid: nil, type: "Warning", reason: "TaskFailed", message: "a warning without a uid", secondsAgo: 3 * 3600 + 100))
-            _ = try await run(["apply", "-f", "-"], input: event(
-                "sample-0.1", kind: "Pod", object: "sample-0", uid: nil, type: "Warning", reason: "BackOff", message: "about a pod",
-                secondsAgo: 10))
-            _ = try await run(["apply", "-f", "-"], input: event(
-                "sample.old", uid: "00000000-0000-4000-8000-000000000000", type: "Warning", reason: "Error",
-                message: "about an earlier sample", secondsAgo: 20))
-
-            let shown = try await status(["sample", "-n", namespace])
-            #expect(shown.status == 0, "\(shown)")
-            let text = shown.out
-            print("tenops status sample -n \(namespace):\n\(text)")
-            #expect(!text.contains("\u{1B}"), "no colors into a file")
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            for line in ["Pair        \(namespace)/sample", "State       Normal (since 2m, was StandbyDown)", "Active      sample-1",
-                         "Replication RETURN TWOSAFE", "Spec        Valid; metadata present",
-                         "Last action  switchover (a1b2) Succeeded 2m ago: sample-1 is active", "Events (newest first)"] {
-                #expect(lines.contains(line), "missing \(line.debugDescription)")
-            }
-            let rows = lines.map(StatusReportTests.cells)
-            #expect(rows.contains(["sample-0", "Standby", "Healthy", "Running", "Up", "Loaded", "STANDBY", "streaming", "2 KiB",
-                                   "node-b NotReady 5m (deletes at 60s)", "127.2.0.2"]), "\(text)")
-            #expect(rows.contains(["sample-1", "Active", "Healthy", "Running", "Up", "Loaded", "ACTIVE", "streaming", "-",
-                                   "node-a Ready", "127.1.0.2"]), "\(text)")
-            let events = Array(rows.drop { $0 != ["AGE", "TYPE", "REASON", "MESSAGE"] }.dropFirst().prefix { !$0.isEmpty })
-            #expect(events == [["2m", "Normal", "StateChange", "TimesTenClassic was StandbyDown, now Normal"],
-                               ["6m", "Normal", "StateChange", "TimesTenClassic was Normal, now StandbyDown"],
-                               ["3h", "Warning", "TaskFailed", "a warning without a uid"]], "\(text)")
-            #expect(!text.contains("about a pod") && !text.contains("about an earlier sample"), "\(text)")
-
-            // The namespace comes from the kubeconfig's context when -n is absent: default has no such pair.
-            let elsewhere = try await status(["sample"])
-            #expect(elsewhere.status == 1 && elsewhere.err.contains("timestenclassic default/sample not found"), "\(elsewhere)")
-            let missing = try await status(["nope", "-n", namespace])
-            #expect(missing.status == 1, "\(missing)")
-            #expect(missing.err.contains("timestenclassic \(namespace)/nope not found"), "\(missing)")
-            #expect(!missing.err.contains("crd.yaml"), "the CRD is installed: no hint: \(missing)")
-            #expect(missing.out.isEmpty, "\(missing)")
         }
     }
 }

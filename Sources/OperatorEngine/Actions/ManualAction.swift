@@ -56,6 +56,9 @@ public struct ManualActionRequest: Sendable, Equatable {
         guard let verbName = object["verb"]?.stringValue, let verb = Verb(rawValue: verbName) else {
             return .failure(Malformed(id: id, message: "the action's \"verb\" must be one of \(verbs)"))
         }
+        if let raw = object["pod"], !raw.isNull, raw.stringValue == nil {
+            return .failure(Malformed(id: id, message: "the action's \"pod\" must be a string"))
+        }
         let pod = object["pod"]?.stringValue
         if let pod, !pods.contains(pod) {
             return .failure(Malformed(id: id, message: "\(pod) is not a pod of this pair (\(pods.joined(separator: ", ")))"))
@@ -80,6 +83,16 @@ public struct ManualActionStep: Sendable, Equatable {
     /// Decide again this soon, while the action waits on something no stream reports (the
     /// standby's replay position, a copy's progress).
     public var pollAfter: TimeInterval?
+    /// The id of a request refused because another action was running, to record in
+    /// `status.rejectedActionId`: it is reported once and never started later.
+    public var rejectedID: String?
+
+    public init(decision: PairDecision, record: ActionRecord? = nil, pollAfter: TimeInterval? = nil, rejectedID: String? = nil) {
+        self.decision = decision
+        self.record = record
+        self.pollAfter = pollAfter
+        self.rejectedID = rejectedID
+    }
 }
 
 /// Runs manual actions on top of `PairStateMachine`. Pure.
@@ -105,25 +118,31 @@ public enum ManualActionPlanner {
     ///   - last: `status.lastAction`.
     ///   - machine: the state machine's decision for `observation`.
     ///   - job: the last copy job seen on the pod being copied or re-attached, and its failure.
+    ///   - rejected: `status.rejectedActionId`, the last request refused because another ran.
     public static func step(
         request: Result<ManualActionRequest, ManualActionRequest.Malformed>?, last: ActionRecord?, observation: PairObservation,
-        machine: PairDecision, job: AgentJobStatus? = nil, jobError: String? = nil
+        machine: PairDecision, job: AgentJobStatus? = nil, jobError: String? = nil, rejected: String? = nil
     ) -> ManualActionStep {
-        var step = ManualActionStep(decision: machine, record: nil, pollAfter: nil)
+        var step = ManualActionStep(decision: machine)
         let handsOff = observation.state == .manualInterventionRequired || observation.state == .failed
         if let last, last.isRunning {
-            if case .success(let asked) = request, asked.id != last.id {
-                step.decision.events.append(PairEvent(
+            var busy: PairEvent?
+            if case .success(let asked) = request, asked.id != last.id, asked.id != rejected {
+                busy = PairEvent(
                     .warning, reason: PairEvent.Reason.error,
-                    "action \(asked.id) (\(asked.verb.rawValue)) refused: action \(last.id) (\(last.verb ?? "?")) is still running"))
+                    "action \(asked.id) (\(asked.verb.rawValue)) refused: action \(last.id) (\(last.verb ?? "?")) is still running")
+                step.rejectedID = asked.id
             }
             if handsOff {
                 step.record = finished(last, ActionState.failed, "the pair went \(observation.state.rawValue)", now: observation.now)
-                return step
+            } else {
+                step = proceed(last, observation: observation, machine: machine, job: job, jobError: jobError, into: step)
             }
-            return proceed(last, observation: observation, machine: machine, job: job, jobError: jobError, into: step)
+            if let busy { step.decision.events.append(busy) }
+            return step
         }
         guard let request else { return step }
+        if case .success(let asked) = request, asked.id == rejected { return step }
         switch request {
         case .failure(let malformed):
             guard last?.id != malformed.id else { return step }
@@ -233,7 +252,7 @@ public enum ManualActionPlanner {
             return catchup(record, o, machine, into: step)
         case (.switchover, "catchup"):
             return catchup(record, o, machine, into: step)
-        case (.switchover, _), (.failover, _):
+        case (.switchover, "promoting"), (.switchover, "reattaching"), (.failover, "promoting"), (.failover, "reattaching"):
             if machine.state == .normal && machine.status.intendedActive == target {
                 record.method = job?.method ?? record.method
                 step.record = finished(record, ActionState.succeeded, "\(target) is the active; \(machine.status.intendedStandby) is its standby"
@@ -350,10 +369,8 @@ public enum ManualActionPlanner {
         swapped.previousState = o.state
         var decision = PairStateMachine.decide(swapped)
         decision.status.rolesSwapped = true
-        if o.state != decision.status.state || decision.status.state == .activeTakeover {
-            decision.status.stateChanged = decision.status.state != o.state
-            decision.status.previousState = decision.status.stateChanged ? o.state : o.previousState
-        }
+        decision.status.stateChanged = decision.status.state != o.state
+        decision.status.previousState = decision.status.stateChanged ? o.state : o.previousState
         decision.events.insert(PairEvent(.normal, reason: PairEvent.Reason.stateChange, "\(o.state.rawValue) -> ActiveTakeover: \(why)"), at: 0)
         if !decision.actions.contains(.clearActive(pod: o.active.name)) && o.active.ready {
             decision.actions.append(.clearActive(pod: o.active.name))

@@ -183,6 +183,7 @@ spec:
                 lastReconcile: {type: string}
                 prevStopManaging: {type: string}
                 prevReexamine: {type: string}
+                rejectedActionId: {type: string}
                 podStatus:
                   type: array
                   items:

@@ -29,6 +29,8 @@ public struct TimesTenClassicStatus: JSONBacked {
         get { self[field: "lastAction"].objectValue.map(ActionRecord.init(json:)) }
         set { self[field: "lastAction"] = newValue.map { .object($0.json) } ?? .null }
     }
+    /// TenOps: the last action id refused because another action was running; it never starts.
+    public var rejectedActionId: String? { get { get("rejectedActionId") } set { set("rejectedActionId", newValue) } }
     /// Conditions such as `SpecValid`, for what a person must fix.
     public var conditions: [Condition] { get { views("conditions") } set { setViews("conditions", newValue) } }
 

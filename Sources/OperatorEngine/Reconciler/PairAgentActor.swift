@@ -53,8 +53,10 @@ public struct PairAgentActor: Sendable {
             let started = ContinuousClock.now
             do {
                 try await perform(action, context: context)
+                EngineMetrics.agentRequest(action, since: started)
                 logger.info("\(action): done in \(ContinuousClock.now - started)", metadata: ["pair": "\(context.pair.key)"])
             } catch {
+                EngineMetrics.agentRequest(action, since: started)
                 logger.warning("\(error)", metadata: ["pair": "\(context.pair.key)"])
                 if error.reportable {
                     await recorder.record(context.pair, type: .warning, reason: PairEvent.Reason.taskFailed, message: error.description)
@@ -123,28 +125,42 @@ public struct PairAgentActor: Sendable {
 
     /// deleteDbOnNotReadyNode: the pod goes, with its claims, so that the StatefulSet makes it
     /// again, with new claims, on a node that works.
+    ///
+    /// The decision may rest on a cache that has not yet seen an earlier deletion: only claims
+    /// still tied to the NotReady node are deleted (never the new claims of a pod made again
+    /// elsewhere), and the pod only in the incarnation the decision saw (a uid precondition).
+    /// Claims go first, so that the StatefulSet cannot make the pod again on its old claim.
     func deletePodAndClaims(_ pod: String, action: PairAction, context: Context) async throws(Failure) {
         let namespace = context.names.namespace
-        // The node is NotReady: no kubelet will confirm a graceful end, so the pod goes at once
-        // (its processes are past reach, and the pair no longer counts on them).
-        let options = DeleteOptions(preconditionUID: context.uid(pod), gracePeriodSeconds: 0)
+        guard let nodeName = context.snapshot.pods[pod]?.spec.nodeName else { return }
         do {
-            for claim in [PairObjects.VolumeName.persistent, PairObjects.VolumeName.log].map({ "\($0)-\(pod)" }) {
+            for claimName in [PairObjects.VolumeName.persistent, PairObjects.VolumeName.log].map({ "\($0)-\(pod)" }) {
                 do {
-                    _ = try await client.delete(PairClaim.self, name: claim, namespace: namespace)
+                    let claim = try await client.get(PairClaim.self, name: claimName, namespace: namespace)
+                    let pinned = claim.metadata.annotations[Self.selectedNodeAnnotation]
+                    guard pinned == nil || pinned == nodeName else { continue }
+                    let options = DeleteOptions(preconditionUID: claim.uid, preconditionResourceVersion: claim.resourceVersion)
+                    _ = try await client.delete(PairClaim.self, name: claimName, namespace: namespace, options: options)
                 } catch {
-                    if !error.isNotFound { throw error }
+                    if !error.isNotFound && !error.isConflict { throw error }
                 }
             }
+            // The node is NotReady: no kubelet will confirm a graceful end, so the pod goes at once
+            // (its processes are past reach, and the pair no longer counts on them).
+            let options = DeleteOptions(preconditionUID: context.uid(pod), gracePeriodSeconds: 0)
             do {
                 _ = try await client.delete(Pod.self, name: pod, namespace: namespace, options: options)
             } catch {
-                if !error.isNotFound { throw error }
+                // Gone, or already made again under another uid: done either way.
+                if !error.isNotFound && !error.isConflict { throw error }
             }
         } catch {
             throw Failure(action: action, message: "\(error)", reportable: true)
         }
     }
+
+    /// Where a claim's volume lives: the claim's pod can run only there.
+    static let selectedNodeAnnotation = "volume.kubernetes.io/selected-node"
 }
 
 extension PairAction {

@@ -87,7 +87,9 @@ public final class PairReconciler: Sendable {
 
     private func work() async {
         while let key = await queue.get() {
+            let reconcileStarted = ContinuousClock.now
             let outcome = await reconcile(key)
+            EngineMetrics.reconciled(since: reconcileStarted)
             switch outcome {
             case .done:
                 await queue.forget(key)
@@ -151,6 +153,7 @@ public final class PairReconciler: Sendable {
         let decision = step.decision
         status = PairStatusRecorder.apply(decision, to: status, snapshot: snapshot, views: views, now: now)
         if let record = step.record { status.lastAction = record }
+        if let rejected = step.rejectedID { status.rejectedActionId = rejected }
         if let poll = step.pollAfter { await queue.addAfter(key, .milliseconds(max(10, Int64(poll * 1000)))) }
         if status != object.status { kubeActions.insert(.updateStatus(PairPlanner.stamped(status, now: now)), at: 0) }
         kubeActions += decision.events.map { event in
@@ -169,6 +172,7 @@ public final class PairReconciler: Sendable {
         }
         let outcome = await actor.perform(PairPlan(actions: kubeActions), on: snapshot)
         guard outcome == .done else { return outcome }
+        EngineMetrics.recorded(key, status: status, previous: object.status, events: decision.events)
         if let recheck = decision.recheckAt {
             await queue.addAfter(key, .milliseconds(max(10, Int64(recheck.timeIntervalSince(now) * 1000) + 10)))
         }
@@ -195,7 +199,7 @@ public final class PairReconciler: Sendable {
             ManualActionRequest.parse($0, pods: PairNames(object).pods)
         }
         let last = status.lastAction
-        guard request != nil || last?.isRunning == true else { return ManualActionStep(decision: machine, record: nil, pollAfter: nil) }
+        guard request != nil || last?.isRunning == true else { return ManualActionStep(decision: machine) }
         // The copy or re-attachment the action waits for is on the pod that is (or is becoming) the standby.
         let view = views[machine.status.intendedStandby]
         let started = last?.isRunning == true ? last?.startTime : nil
@@ -205,7 +209,7 @@ public final class PairReconciler: Sendable {
         }
         return ManualActionPlanner.step(
             request: request, last: last, observation: observation, machine: machine, job: job,
-            jobError: job == nil ? nil : view?.jobError)
+            jobError: job == nil ? nil : view?.jobError, rejected: status.rejectedActionId)
     }
 
     /// Watches the agent of each of the pair's pods that has an address; returns the views by pod name.
@@ -246,6 +250,7 @@ public final class PairReconciler: Sendable {
         agents.stopAll(except: []) { $0.namespace == names.namespace && names.pods.contains($0.name) }
         agents.forget(pair: key)
         written.forget(key)
+        EngineMetrics.forget(key)
     }
 }
 
