@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System-library shims: a module map and one header each.
@@ -60,7 +62,11 @@ let package = Package(
         // TimesTenClassic types, state machine, reconciler.
         .target(
             name: "OperatorEngine",
-            dependencies: ["KubeAPI", "PKI", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "KubeAPI", "PKI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
             swiftSettings: strict
         ),
         // Local control plane: API server, controllers, process node.
@@ -85,6 +91,9 @@ let package = Package(
                 "KubeAPI", "PKI", "Agent", "OperatorEngine", "LocalCluster", "Console",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),

@@ -132,7 +132,7 @@ public actor AgentService {
                 onDie()
             }
             return .json(200, ["verb": verb, "ok": true])
-        case .repDuplicate(let source):
+        case .repDuplicate(let source, let rewind):
             running = (verb, nil)
             do {
                 try await engine.checkDuplicate(from: source)
@@ -140,7 +140,7 @@ public actor AgentService {
                 running = nil
                 return .engineError(error, verb: verb)
             }
-            return startDuplicate(source)
+            return startDuplicate(source, rewind: rewind)
         default:
             break
         }
@@ -176,7 +176,7 @@ public actor AgentService {
         return .json(200, ["verb": verb, "ok": true, "status": statusObject])
     }
 
-    private func startDuplicate(_ source: DuplicateSource) -> AgentReply {
+    private func startDuplicate(_ source: DuplicateSource, rewind: Bool) -> AgentReply {
         jobCounter += 1
         let id = "dup-\(jobCounter)-\(UUID().uuidString.prefix(8).lowercased())"
         let job = AgentJob(
@@ -196,7 +196,7 @@ public actor AgentService {
         Task {
             var failure: EngineError?
             do throws(EngineError) {
-                try await engine.duplicate(from: source) { progress in
+                try await engine.duplicate(from: source, rewind: rewind) { progress in
                     jobs.withLock { jobs in
                         jobs[id]?.phase = progress.phase
                         jobs[id]?.bytesDone = progress.bytesDone
@@ -241,7 +241,7 @@ public actor AgentService {
         case createDb(CreateSpec)
         case createRepScheme(ReplicationScheme, adminUser: String?)
         case createRepEpilog(String?)
-        case repDuplicate(DuplicateSource)
+        case repDuplicate(DuplicateSource, rewind: Bool)
     }
 
     struct BadRequest: Error {
@@ -330,7 +330,7 @@ public actor AgentService {
             let standard = defaultPath("/ttconfig/epilog.sql")
             return .createRepEpilog(FileManager.default.fileExists(atPath: standard) ? standard : nil)
         case "repDuplicate":
-            try allow(["from", "port"])
+            try allow(["from", "port", "rewind"])
             guard let host = try string("from") else { throw BadRequest("repDuplicate needs \"from\": the active's address") }
             guard PostgresFiles.isValidHost(host) else { throw BadRequest("from: \(host.debugDescription) is not a host name or IP address") }
             var port = configuration.repPort
@@ -340,7 +340,15 @@ public actor AgentService {
                 }
                 port = number
             }
-            return .repDuplicate(DuplicateSource(host: host, port: port))
+            var rewind = true
+            if let value = fields["rewind"] {
+                // JSON true/false arrive as Foundation's boolean NSNumber; other numbers also cast to Bool.
+                guard let flag = value as? Bool, type(of: value) == type(of: NSNumber(value: true)) else {
+                    throw BadRequest("rewind must be true or false")
+                }
+                rewind = flag
+            }
+            return .repDuplicate(DuplicateSource(host: host, port: port), rewind: rewind)
         default:
             throw BadRequest("unknown verb \(verb.debugDescription)")
         }

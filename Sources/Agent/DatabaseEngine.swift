@@ -198,7 +198,9 @@ public protocol DatabaseEngine: Sendable {
     func promote() async throws(EngineError)
     /// Replaces this database with a copy of `source` and starts it as a streaming standby.
     /// The current database is left as it was when the copy fails.
-    func duplicate(from source: DuplicateSource, progress: @escaping @Sendable (DuplicateProgress) -> Void) async throws(EngineError)
+    /// `rewind`: re-attach an old copy of the same database with the engine's rewind tool when
+    /// it can; false always copies the whole database.
+    func duplicate(from source: DuplicateSource, rewind: Bool, progress: @escaping @Sendable (DuplicateProgress) -> Void) async throws(EngineError)
     /// Makes the database refuse writes from now on.
     func fence() async throws(EngineError)
     /// Stops the server and removes the database.

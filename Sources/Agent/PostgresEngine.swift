@@ -399,7 +399,7 @@ public actor PostgresEngine: DatabaseEngine {
     }
 
     public func duplicate(
-        from source: DuplicateSource, progress: @escaping @Sendable (DuplicateProgress) -> Void
+        from source: DuplicateSource, rewind allowRewind: Bool, progress: @escaping @Sendable (DuplicateProgress) -> Void
     ) async throws(EngineError) {
         let admin = try await duplicatePreconditions(source)
         duplicating = true
@@ -407,7 +407,7 @@ public actor PostgresEngine: DatabaseEngine {
         await publishNow()
         // An old copy of the same database (a fenced or crashed former active) is re-attached
         // with pg_rewind, which copies only what diverged; anything else is copied whole.
-        if instanceExists, await rewind(from: source, password: admin.password, progress: progress) { return }
+        if allowRewind, instanceExists, await rewind(from: source, password: admin.password, progress: progress) { return }
         do {
             let clock = ContinuousClock.now
             try await copy(from: source, password: admin.password, progress: progress)

@@ -2,6 +2,7 @@ import Foundation
 import KubeAPI
 import OperatorEngine
 import PostgresNIO
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -209,10 +210,13 @@ enum PairBench {
             _ = try await waitForNormal(client, PairSample.name, timeout: .seconds(300)) { $0.active == other }
             toNormal.add((ContinuousClock.now - killed).inSeconds)
             let writerError = await writer.log.lastError ?? "no error"
+            let abandoned = await writer.log.abandoned.filter { $0.at > killed }
             progress("failover \(run + 1): killed \(active)'s postmaster \(pid); \(other) promoted after "
                      + (promoted.map { seconds(($0 - killed).inSeconds) } ?? "?") + ", first commit on it after "
                      + (first.map { seconds(($0.at - killed).inSeconds) } ?? "none within 120 s (\(writerError))")
-                     + ", Normal again after \(seconds(toNormal.values.last!))")
+                     + ", Normal again after \(seconds(toNormal.values.last!))"
+                     + (abandoned.isEmpty ? "" : "; writer calls left without an answer: "
+                        + abandoned.map { "\($0.host) at +\(seconds(($0.at - killed).inSeconds))" }.joined(separator: ", ")))
         }
         var figures = [
             Figure(name: "failover, kill -9 to first commit on new active, p50", value: seconds(toCommit.percentile(50)), target: "<= 1 s"),
@@ -226,6 +230,7 @@ enum PairBench {
         ]
         figures.append(Figure(name: "writer while Normal (BEGIN, INSERT, COMMIT one at a time)",
                               value: "\(steadyCommits / runs) commits/s"))
+        figures.append(Figure(name: "writer calls left without an answer for 10 s", value: "\(await writer.log.abandoned.count)"))
         if noCommit > 0 { figures.append(Figure(name: "failovers without a commit within 120 s", value: "\(noCommit) of \(runs)", target: "0")) }
         return figures
     }
@@ -342,8 +347,14 @@ actor WriteLog {
         return lastID
     }
 
+    /// Calls left behind without an answer: when, and on which server.
+    private(set) var abandoned: [(host: String, at: ContinuousClock.Instant)] = []
+
     func acknowledged(_ ack: Ack) { acks.append(ack) }
-    func failed(_ error: any Error) { lastError = String(reflecting: error) }
+    func failed(_ error: any Error, host: String) {
+        lastError = String(reflecting: error)
+        if error is Abandoned { abandoned.append((host, .now)) }
+    }
 
     func firstAck(on host: String, from index: Int) -> Ack? { acks[index...].first { $0.host == host } }
     func hasAck(on host: String, after instant: ContinuousClock.Instant) -> Bool {
@@ -381,7 +392,10 @@ struct Writer: Sendable {
 
     /// Whether `session`'s server takes writes (is out of recovery); false when it cannot tell.
     func isPrimary(_ session: PostgresConnection) async -> Bool {
-        let rows = try? await session.query("SELECT NOT pg_is_in_recovery()", logger: logger).collect()
+        let logger = self.logger
+        let rows = try? await abandoning(after: .seconds(2)) {
+            try await session.query("SELECT NOT pg_is_in_recovery()", logger: logger).collect()
+        }
         return (try? rows?.first?.decode(Bool.self)) ?? false
     }
 
@@ -406,31 +420,22 @@ struct Writer: Sendable {
                 try await insert(id, on: session)
                 await log.acknowledged(.init(id: id, host: host, at: .now))
             } catch {
-                await log.failed(error)
-                try? await session.close()
+                await log.failed(error, host: host)
+                Task { try? await session.close() }  // not awaited: a close may hang as well
                 current = nil
                 try? await Task.sleep(for: .milliseconds(5))
             }
         }
-        try? await current?.session.close()
+        if let session = current?.session { Task { try? await session.close() } }
     }
 
-    /// BEGIN, INSERT, COMMIT; a session silent for 60 s is closed, which fails the transaction.
+    /// BEGIN, INSERT, COMMIT. Left behind, unacknowledged, when it has no answer within 10 s.
     func insert(_ id: Int64, on session: PostgresConnection) async throws {
         let logger = self.logger
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await session.withTransaction(logger: logger) { session in
-                    _ = try await session.query("INSERT INTO bench_rows (id) VALUES (\(id))", logger: logger)
-                }
+        try await abandoning(after: .seconds(10)) {
+            try await session.withTransaction(logger: logger) { session in
+                _ = try await session.query("INSERT INTO bench_rows (id) VALUES (\(id))", logger: logger)
             }
-            group.addTask {
-                try await Task.sleep(for: .seconds(60))
-                try? await session.close()
-                throw BenchError("no answer to a transaction within 60 s")
-            }
-            try await group.next()
-            group.cancelAll()
         }
     }
 
@@ -438,8 +443,45 @@ struct Writer: Sendable {
         var configuration = PostgresConnection.Configuration(
             host: host, port: 5432, username: "admin", password: "CHANGE-ME", database: PairSample.name, tls: .disable)
         configuration.options.connectTimeout = .seconds(2)
-        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        let logger = self.logger
+        return try await abandoning(after: .seconds(10)) { [configuration] in
+            try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        }
     }
+}
+
+/// A client call that had no answer in time, and was left behind.
+struct Abandoned: Error, CustomStringConvertible {
+    let limit: Duration
+    var description: String { "no answer within \(limit); left behind" }
+}
+
+/// `operation`'s result, or `Abandoned` once `limit` has passed without one. The operation is
+/// then left to end on its own, never awaited: a client call that never answers (a PostgresNIO
+/// transaction in flight when the server died did exactly that) must not stop the benchmark.
+func abandoning<T: Sendable>(after limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let once = OnceBox(continuation)
+        let timer = Task {
+            try await Task.sleep(for: limit)
+            once.resume(.failure(Abandoned(limit: limit)))
+        }
+        Task {
+            do {
+                once.resume(.success(try await operation()))
+            } catch {
+                once.resume(.failure(error))
+            }
+            timer.cancel()
+        }
+    }
+}
+
+/// A continuation resumed by whichever comes first.
+final class OnceBox<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+    init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = Mutex(continuation) }
+    func resume(_ result: Result<T, any Error>) { continuation.withLock { $0.take() }?.resume(with: result) }
 }
 
 /// `tenops local --headless` in a fresh temporary directory, and the other `tenops` processes

@@ -600,7 +600,7 @@ struct ManualActionTests {
         #expect(record.state == ActionState.running)
         #expect(record.phase == "starting")
         #expect(record.pod == s1)
-        let expected: [PairAction] = (fences ? [.fence(pod: s1)] : []) + [.duplicate(pod: s1, from: a0)]
+        let expected: [PairAction] = (fences ? [.fence(pod: s1)] : []) + [.copyWhole(pod: s1, from: a0)]
         #expect(step.decision.actions == expected)
         #expect(step.decision.state == .standbyDown)
         #expect(step.decision.status.stateChanged && step.decision.status.previousState == .normal)
@@ -622,12 +622,12 @@ struct ManualActionTests {
         // Not being copied yet: the copy is asked again (a crashed standby cannot write: no fence).
         let (again, _) = F.step(nil, last: last, F.observation(.standbyDown, .activeHealthy, .crashed))
         #expect(again.record == nil)
-        #expect(again.decision.actions == [.duplicate(pod: s1, from: a0)])
+        #expect(again.decision.actions == [.copyWhole(pod: s1, from: a0)])
         #expect(again.decision.state == .standbyDown && !again.decision.status.stateChanged)
         #expect(again.decision.events.isEmpty)
         // A standby that may write is fenced first.
         let (writable, _) = F.step(nil, last: last, F.observation(.standbyDown, .activeHealthy, .activeHealthy))
-        #expect(writable.decision.actions == [.fence(pod: s1), .duplicate(pod: s1, from: a0)])
+        #expect(writable.decision.actions == [.fence(pod: s1), .copyWhole(pod: s1, from: a0)])
 
         // The target became the active meanwhile: the copy is not started.
         let (turned, _) = F.step(nil, last: last, Self.swapped(.standbyDown, active: .activeHealthy, standby: .crashed))

@@ -24,7 +24,8 @@ public final class Informer<T: KubeObject>: Sendable {
     private struct State {
         var handlers: [Handler] = []
         var synced = false
-        var syncWaiters: [CheckedContinuation<Void, Never>] = []
+        var syncWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter: UInt64 = 0
         var resourceVersion: String?
         var lists = 0
         var watches = 0
@@ -58,15 +59,23 @@ public final class Informer<T: KubeObject>: Sendable {
     /// How many LISTs and WATCHes this informer has issued: the first is 1 and 1; more LISTs mean relists.
     public var requestCounts: (lists: Int, watches: Int) { state.withLock { ($0.lists, $0.watches) } }
 
-    /// Suspends until the first list has been delivered.
+    /// Suspends until the first list has been delivered, or the calling Task is cancelled.
     public func waitForSync() async {
-        await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> Bool in
-                if state.synced { return true }
-                state.syncWaiters.append(continuation)
-                return false
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Bool in
+                    if state.synced || Task.isCancelled { return true }
+                    state.syncWaiters[id] = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            state.withLock { $0.syncWaiters.removeValue(forKey: id) }?.resume()
         }
     }
 
@@ -109,8 +118,8 @@ public final class Informer<T: KubeObject>: Sendable {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.resourceVersion = page.resourceVersion
             state.synced = true
-            defer { state.syncWaiters = [] }
-            return state.syncWaiters
+            defer { state.syncWaiters = [:] }
+            return Array(state.syncWaiters.values)
         }
         waiters.forEach { $0.resume() }
         return page.resourceVersion

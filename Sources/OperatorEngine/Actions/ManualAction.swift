@@ -382,7 +382,7 @@ public enum ManualActionPlanner {
     static func copyActions(_ o: PairObservation) -> [PairAction] {
         var actions: [PairAction] = []
         if let status = o.standby.reachableStatus, status.mayAcceptWrites { actions.append(.fence(pod: o.standby.name)) }
-        actions.append(.duplicate(pod: o.standby.name, from: o.active.name))
+        actions.append(.copyWhole(pod: o.standby.name, from: o.active.name))
         return actions
     }
 

@@ -15,7 +15,8 @@ public enum AgentCommand: Sendable, Equatable {
     /// Runs epilog.sql once (the agent's default path when nil; no file, no work).
     case createRepEpilog(epilog: String? = nil)
     /// Replaces this database with a copy of the one at `from` (asynchronous: answers with a job).
-    case repDuplicate(from: String, port: Int? = nil)
+    /// `rewind` false copies the whole database even where pg_rewind could re-attach it.
+    case repDuplicate(from: String, port: Int? = nil, rewind: Bool = true)
     /// Promotes this database to the active.
     case repStateSetActive
     /// Fences this database: it refuses writes from now on.
@@ -63,9 +64,10 @@ public enum AgentCommand: Sendable, Equatable {
             put("adminUser", adminUser)
         case .createRepEpilog(let epilog):
             put("epilog", epilog)
-        case .repDuplicate(let from, let port):
+        case .repDuplicate(let from, let port, let rewind):
             body["from"] = .string(from)
             if let port { body["port"] = .int(Int64(port)) }
+            if !rewind { body["rewind"] = false }
         default:
             break
         }

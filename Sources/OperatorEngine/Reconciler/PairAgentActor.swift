@@ -87,7 +87,10 @@ public struct PairAgentActor: Sendable {
         case .setActive: command = .setActive
         case .clearActive: command = .clearActive
         case .duplicate(_, let from):
-            try await duplicate(pod, from: from, action: action, agent: agent, uid: uid, context: context)
+            try await duplicate(pod, from: from, rewind: true, action: action, agent: agent, uid: uid, context: context)
+            return
+        case .copyWhole(_, let from):
+            try await duplicate(pod, from: from, rewind: false, action: action, agent: agent, uid: uid, context: context)
             return
         case .deletePodAndPVCs: return
         }
@@ -106,7 +109,9 @@ public struct PairAgentActor: Sendable {
 
     /// Lets `pod` replicate from `from` (its address may be new), then starts the copy; the job
     /// is followed in the background so that the engine keeps deciding while it runs.
-    func duplicate(_ pod: String, from: String, action: PairAction, agent: AgentClient, uid: String, context: Context) async throws(Failure) {
+    func duplicate(
+        _ pod: String, from: String, rewind: Bool, action: PairAction, agent: AgentClient, uid: String, context: Context
+    ) async throws(Failure) {
         let sourceKey = context.podKey(from)
         guard let sourceAddress = context.address(from), let source = agents.client(sourceKey) else {
             throw Failure(action: action, message: "\(from) has no address or is not being watched yet", reportable: false)
@@ -115,7 +120,7 @@ public struct PairAgentActor: Sendable {
         do throws(AgentClientError) {
             let result = try await source.perform(.createRepScheme(peers: context.peerAddresses, twoSafe: twoSafe))
             if case .done(_, let status?) = result, let sourceUID = context.uid(from) { agents.record(status, for: sourceKey, uid: sourceUID) }
-            let started = try await agent.perform(.repDuplicate(from: sourceAddress, port: context.pair.ttspec.repPort))
+            let started = try await agent.perform(.repDuplicate(from: sourceAddress, port: context.pair.ttspec.repPort, rewind: rewind))
             guard let job = started.job else { throw AgentClientError.malformed("repDuplicate answered without a job") }
             agents.follow(job: job, on: context.podKey(pod), uid: uid, client: agent)
         } catch {

@@ -208,6 +208,8 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
     /// repDuplicate: throw this pod's database away and replace it with a copy of `from`'s,
     /// started as a streaming standby.
     case duplicate(pod: String, from: String)
+    /// A manual reduplicate: like `duplicate`, but always a whole copy (never pg_rewind).
+    case copyWhole(pod: String, from: String)
     /// setActive: make the pod Ready (only the active is).
     case setActive(pod: String)
     /// clearActive: make the pod not Ready.
@@ -218,7 +220,7 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
     public var pod: String {
         switch self {
         case .createDb(let pod), .createRepScheme(let pod, _), .createRepEpilog(let pod), .fence(let pod), .promote(let pod),
-             .duplicate(let pod, _), .setActive(let pod), .clearActive(let pod), .deletePodAndPVCs(let pod):
+             .duplicate(let pod, _), .copyWhole(let pod, _), .setActive(let pod), .clearActive(let pod), .deletePodAndPVCs(let pod):
             pod
         }
     }
@@ -231,7 +233,7 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
         case .createRepEpilog: "createRepEpilog"
         case .fence: "repDeactivate"
         case .promote: "repStateSetActive"
-        case .duplicate: "repDuplicate"
+        case .duplicate, .copyWhole: "repDuplicate"
         case .setActive: "setActive"
         case .clearActive: "clearActive"
         case .deletePodAndPVCs: nil
@@ -249,6 +251,7 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .duplicate(let pod, let from): "repDuplicate \(pod) from \(from)"
+        case .copyWhole(let pod, let from): "repDuplicate \(pod) from \(from) (a whole copy)"
         case .createRepScheme(let pod, let twoSafe): "createRepScheme \(pod)\(twoSafe ? " (RETURN TWOSAFE)" : "")"
         case .deletePodAndPVCs(let pod): "delete pod \(pod) and its PVCs"
         default: "\(verb ?? "") \(pod)"
