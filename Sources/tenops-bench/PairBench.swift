@@ -14,8 +14,9 @@ import Glibc
 ///   `status.highLevelState` Normal, polled every 20 ms; each pair is deleted and its pods gone
 ///   before the next. Against `tenops local --headless`, whose engine runs in its process.
 /// - B: failover of the sample pair under continuous writes: from `kill -9` of the active's
-///   postmaster to the first acknowledged commit on the other pod, and the acknowledged commits
-///   missing from the final active (must be 0). Same cluster as A.
+///   postmaster to the other pod's promotion, to the writer's first acknowledged commit there
+///   (with RETURN TWOSAFE that waits for the old active to be duplicated again) and to Normal;
+///   and the acknowledged commits missing from the final active (must be 0). Same cluster as A.
 /// - C: `tenops operator` as a process of its own, beside `tenops local --no-engine`: CPU and
 ///   RSS over a window of rest once the sample pair is Normal.
 ///
@@ -193,30 +194,38 @@ enum PairBench {
             let killed = ContinuousClock.now
             guard kill(pid, SIGKILL) == 0 else { throw BenchError("kill(\(pid)): \(String(cString: strerror(errno)))") }
 
-            var first: WriteLog.Ack?
+            // Watched side by side: the other pod's promotion, the writer's first commit there,
+            // and the pair's status back to Normal with the other pod active.
             var promoted: ContinuousClock.Instant?
-            while first == nil || promoted == nil, ContinuousClock.now - killed < .seconds(120) {
+            var first: WriteLog.Ack?
+            var normalAgain: ContinuousClock.Instant?
+            while promoted == nil || first == nil || normalAgain == nil, ContinuousClock.now - killed < .seconds(120) {
                 if promoted == nil, await writer.isPrimary(probe) { promoted = .now }
                 if first == nil { first = await writer.log.firstAck(on: otherAddress, from: mark) }
+                if normalAgain == nil, let view = try? await PairView.read(client, PairSample.name),
+                   view.state == "Normal", view.active == other { normalAgain = .now }
                 try await Task.sleep(for: .milliseconds(5))
             }
-            try? await probe.close()
+            Task { [probe] in try? await probe.close() }
             if let promoted { toPromotion.add((promoted - killed).inSeconds) }
             if let first {
                 toCommit.add((first.at - killed).inSeconds)
             } else {
                 noCommit += 1
             }
-            _ = try await waitForNormal(client, PairSample.name, timeout: .seconds(300)) { $0.active == other }
-            toNormal.add((ContinuousClock.now - killed).inSeconds)
+            if normalAgain == nil {
+                _ = try await waitForNormal(client, PairSample.name, timeout: .seconds(300)) { $0.active == other }
+                normalAgain = .now
+            }
+            toNormal.add((normalAgain! - killed).inSeconds)
             let writerError = await writer.log.lastError ?? "no error"
             let abandoned = await writer.log.abandoned.filter { $0.at > killed }
             progress("failover \(run + 1): killed \(active)'s postmaster \(pid); \(other) promoted after "
                      + (promoted.map { seconds(($0 - killed).inSeconds) } ?? "?") + ", first commit on it after "
                      + (first.map { seconds(($0.at - killed).inSeconds) } ?? "none within 120 s (\(writerError))")
                      + ", Normal again after \(seconds(toNormal.values.last!))"
-                     + (abandoned.isEmpty ? "" : "; writer calls left without an answer: "
-                        + abandoned.map { "\($0.host) at +\(seconds(($0.at - killed).inSeconds))" }.joined(separator: ", ")))
+                     + (abandoned.isEmpty ? "" : "; writer calls left behind: "
+                        + abandoned.map { "on \($0.host) at +\(seconds(($0.at - killed).inSeconds)) (\($0.why))" }.joined(separator: ", ")))
         }
         var figures = [
             Figure(name: "failover, kill -9 to first commit on new active, p50", value: seconds(toCommit.percentile(50)), target: "<= 1 s"),
@@ -230,7 +239,9 @@ enum PairBench {
         ]
         figures.append(Figure(name: "writer while Normal (BEGIN, INSERT, COMMIT one at a time)",
                               value: "\(steadyCommits / runs) commits/s"))
-        figures.append(Figure(name: "writer calls left without an answer for 10 s", value: "\(await writer.log.abandoned.count)"))
+        let left = await writer.log.abandoned
+        figures.append(Figure(name: "writer calls left behind: another active / 10 s silent",
+                              value: "\(left.filter { $0.why == Abandoned.moved }.count) / \(left.filter { $0.why != Abandoned.moved }.count)"))
         if noCommit > 0 { figures.append(Figure(name: "failovers without a commit within 120 s", value: "\(noCommit) of \(runs)", target: "0")) }
         return figures
     }
@@ -348,12 +359,12 @@ actor WriteLog {
     }
 
     /// Calls left behind without an answer: when, and on which server.
-    private(set) var abandoned: [(host: String, at: ContinuousClock.Instant)] = []
+    private(set) var abandoned: [(host: String, at: ContinuousClock.Instant, why: String)] = []
 
     func acknowledged(_ ack: Ack) { acks.append(ack) }
     func failed(_ error: any Error, host: String) {
         lastError = String(reflecting: error)
-        if error is Abandoned { abandoned.append((host, .now)) }
+        if let error = error as? Abandoned { abandoned.append((host, .now, error.why)) }
     }
 
     func firstAck(on host: String, from index: Int) -> Ack? { acks[index...].first { $0.host == host } }
@@ -417,7 +428,7 @@ struct Writer: Sendable {
             }
             let id = await log.nextID()
             do {
-                try await insert(id, on: session)
+                try await insert(id, on: session, host: host)
                 await log.acknowledged(.init(id: id, host: host, at: .now))
             } catch {
                 await log.failed(error, host: host)
@@ -429,10 +440,14 @@ struct Writer: Sendable {
         if let session = current?.session { Task { try? await session.close() } }
     }
 
-    /// BEGIN, INSERT, COMMIT. Left behind, unacknowledged, when it has no answer within 10 s.
-    func insert(_ id: Int64, on session: PostgresConnection) async throws {
+    /// BEGIN, INSERT, COMMIT on `host`. Left behind, unacknowledged, once the pair's status names
+    /// another pod active (as a client following the operator would), or after 10 s without an answer.
+    func insert(_ id: Int64, on session: PostgresConnection, host: String) async throws {
         let logger = self.logger
-        try await abandoning(after: .seconds(10)) {
+        let client = self.client
+        try await abandoning(after: .seconds(10), while: {
+            (try? await PairView.read(client, PairSample.name))?.activeAddress.map { $0 == host } ?? true
+        }) {
             try await session.withTransaction(logger: logger) { session in
                 _ = try await session.query("INSERT INTO bench_rows (id) VALUES (\(id))", logger: logger)
             }
@@ -450,21 +465,29 @@ struct Writer: Sendable {
     }
 }
 
-/// A client call that had no answer in time, and was left behind.
+/// A client call left behind without its answer.
 struct Abandoned: Error, CustomStringConvertible {
-    let limit: Duration
-    var description: String { "no answer within \(limit); left behind" }
+    static let moved = "the pair's status names another active"
+    let why: String
+    var description: String { "left behind: \(why)" }
 }
 
-/// `operation`'s result, or `Abandoned` once `limit` has passed without one. The operation is
-/// then left to end on its own, never awaited: a client call that never answers (a PostgresNIO
-/// transaction in flight when the server died did exactly that) must not stop the benchmark.
-func abandoning<T: Sendable>(after limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+/// `operation`'s result, or `Abandoned` once `limit` has passed without one, or once `wanted`
+/// (asked every 20 ms after the first 200 ms) says no. The operation is then left to end on its
+/// own, never awaited: a PostgresNIO transaction in flight when its server was killed sometimes
+/// never ends (its answer unread, the socket in CLOSE_WAIT), and must not stop the benchmark.
+func abandoning<T: Sendable>(after limit: Duration, while wanted: (@Sendable () async -> Bool)? = nil,
+                             _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         let once = OnceBox(continuation)
         let timer = Task {
-            try await Task.sleep(for: limit)
-            once.resume(.failure(Abandoned(limit: limit)))
+            let deadline = ContinuousClock.now + limit
+            try await Task.sleep(for: min(limit, .milliseconds(200)))
+            while ContinuousClock.now < deadline {
+                if let wanted, !(await wanted()) { return once.resume(.failure(Abandoned(why: Abandoned.moved))) }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            once.resume(.failure(Abandoned(why: "no answer within \(limit)")))
         }
         Task {
             do {

@@ -141,6 +141,62 @@ struct OperatorProcessTests {
         }
     }
 
+    @Test("kill -9 of the leader in the middle of a failover: the other replica finishes it; /metrics shows the state change")
+    func leaderKilledMidFailover() async throws {
+        let pair = try LocalPair(engine: false)
+        var replicas: [OperatorReplica] = []
+        defer {
+            replicas.forEach { $0.kill() }
+            pair.stop()
+        }
+        let up = await poll(timeout: .seconds(60)) { (try? await pair.kubectl(["get", "ttc", "sample", "-o", "name"]))?.status == 0 }
+        try #require(up, "tenops local did not come up:\n\(pair.log)")
+        let short = ["--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "1"]
+        for name in ["a", "b"] {
+            let replica = try OperatorReplica(name: name, directory: pair.directory, kubeconfig: pair.kubeconfig, extra: short)
+            replicas.append(replica)
+            let started = await replica.waitUntilServing()
+            try #require(started, "\(name) did not start:\n\(replica.stderr)")
+        }
+        var leader: OperatorReplica?
+        _ = await poll(timeout: .seconds(30)) {
+            leader = await Self.soleLeader(among: replicas, pair: pair)
+            return leader != nil
+        }
+        let first = try #require(leader, "no single leader")
+        let other = first === replicas[0] ? replicas[1] : replicas[0]
+        let reachedNormal = await pair.waitFor("Normal", timeout: .seconds(120))
+        let active = try #require(reachedNormal, "the pair did not reach Normal")
+        let normal = ["name=\"sample\"", "namespace=\"default\"", "state=\"Normal\""]
+        let reported = await poll(timeout: .seconds(15)) { Self.value(in: await first.metrics(), name: "timesten_classic_state", labels: normal) == 1 }
+        #expect(reported)
+
+        guard let postmaster = try await pair.postmaster(active) else {
+            Issue.record("no postmaster for \(active)")
+            return
+        }
+        kill(postmaster.pid, SIGKILL)
+        // The leader's gauge leaves Normal: the failover is under way. Kill the leader right then.
+        var during = ""
+        let left = await poll(timeout: .seconds(20)) {
+            during = await first.metrics()
+            return Self.value(in: during, name: "timesten_classic_state", labels: normal) == 0
+        }
+        first.kill()
+        #expect(left, "the state gauge never left Normal:\n\(during)")
+        let states = during.split(separator: "\n").filter { $0.hasPrefix("timesten_classic_state{") && $0.hasSuffix(" 1.0") }
+        #expect(states.count == 1 && !states[0].contains("Normal"), "\(states)")
+        let interrupted = await pair.pairRow()?.state ?? "?"
+        print("leader killed with the pair \(interrupted); gauge: \(states)")
+
+        let finished = await pair.waitFor("Normal", timeout: .seconds(90)) { $0 == PairAcceptanceTests.other(active) }
+        let events = await pair.events()
+        #expect(finished == PairAcceptanceTests.other(active), "\(events)\n\(other.stderr.suffix(3000))")
+        #expect(await other.leaderGauge() == 1)
+        let after = await poll(timeout: .seconds(15)) { Self.value(in: await other.metrics(), name: "timesten_classic_state", labels: normal) == 1 }
+        #expect(after)
+    }
+
     @Test("a bad --metrics-address or lease timing is refused before anything starts")
     func badFlags() async throws {
         let binary = try tenopsBinary()

@@ -200,7 +200,7 @@ struct PairAcceptanceTests {
     func badInput() async throws {
         let pair = try LocalPair(sample: false)
         defer { pair.stop() }
-        #expect(await eventuallyTrue { (try? await pair.kubectl(["get", "crd", "timestenclassics.tenops.io"]))?.status == 0 })
+        #expect(await eventuallyTrue { (try? await pair.kubectl(["get", "ttc"]))?.status == 0 })
         for (field, value) in [("pollingInterval", "-5"), ("storageSize", "\"lots\"")] {
             let manifest = """
                 {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"bad","namespace":"default"},
@@ -328,14 +328,14 @@ struct PairAcceptanceTests {
     func brokenSchema() async throws {
         let pair = try LocalPair(sample: false)
         defer { pair.stop() }
-        #expect(await eventuallyTrue { (try? await pair.kubectl(["get", "crd", "timestenclassics.tenops.io"]))?.status == 0 })
+        // kubectl's discovery must know the kind before it validates one: wait on the kind itself.
+        #expect(await eventuallyTrue { (try? await pair.kubectl(["get", "ttc"]))?.status == 0 })
         let applied = try await pair.kubectl(["apply", "-f", "-"], input: """
-            {"apiVersion":"v1","kind":"List","items":[
-             {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"broken-meta","namespace":"default"},
-              "data":{"schema.sql":"CREATE TABLE ok (id int);\\nCREATE TABLEX nonsense;\\n"}},
-             {"apiVersion":"v1","kind":"Secret","metadata":{"name":"broken-db","namespace":"default"},"stringData":{"adminUser":"admin/secret1"}},
-             {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"broken","namespace":"default"},
-              "spec":{"ttspec":{"image":"tenops:latest","storageSize":"1Gi","dbConfigMap":["broken-meta"],"dbSecret":["broken-db"]}}}]}
+            {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"broken-meta","namespace":"default"},
+             "data":{"schema.sql":"CREATE TABLE ok (id int);\\nCREATE TABLEX nonsense;\\n"}}
+            {"apiVersion":"v1","kind":"Secret","metadata":{"name":"broken-db","namespace":"default"},"stringData":{"adminUser":"admin/secret1"}}
+            {"apiVersion":"tenops.io/v1","kind":"TimesTenClassic","metadata":{"name":"broken","namespace":"default"},
+             "spec":{"ttspec":{"image":"tenops:latest","storageSize":"1Gi","dbConfigMap":["broken-meta"],"dbSecret":["broken-db"]}}}
             """)
         #expect(applied.status == 0, "\(applied)")
         let failed = await pair.waitFor("Failed", pair: "broken", timeout: .seconds(60))

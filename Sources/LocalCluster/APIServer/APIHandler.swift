@@ -296,7 +296,27 @@ final class APIHandler: Sendable {
         if resource.storageKey == "customresourcedefinitions.apiextensions.k8s.io", !request.dryRun {
             return .json(201, .object(try establish(stored)))
         }
+        if !request.dryRun, ownersAllGone(stored, namespace: objectNamespace) {
+            // What Kubernetes' garbage collector does soon after: a dependent whose every owner
+            // is gone (a controller that acted on a stale cache) is deleted. It is done at once here.
+            _ = try? deleteObject(stored, resource: resource, namespace: objectNamespace, name: name, policy: "Background", grace: nil, dryRun: false)
+        }
         return .json(201, .object(stored))
+    }
+
+    /// The object names owners, and none of them exists (by kind, name and uid).
+    private func ownersAllGone(_ object: JSONObject, namespace: String) -> Bool {
+        let references = object["metadata"]?["ownerReferences"].arrayValue ?? []
+        guard !references.isEmpty else { return false }
+        return references.allSatisfy { reference in
+            let apiVersion = reference["apiVersion"].stringValue ?? ""
+            let group = apiVersion.contains("/") ? String(apiVersion.split(separator: "/")[0]) : ""
+            guard let kind = reference["kind"].stringValue, let name = reference["name"].stringValue,
+                  let owner = registry.all.first(where: { $0.kind == kind && $0.group == group })
+            else { return false }  // an owner of a kind this server does not know: leave it be
+            let stored = storage.get(owner.storageKey, namespace: owner.namespaced ? namespace : "", name: name)
+            return stored?["metadata"]?["uid"].stringValue != reference["uid"].stringValue
+        }
     }
 
     /// Registers a CRD's versions and marks it Established, as the apiextensions controller does.

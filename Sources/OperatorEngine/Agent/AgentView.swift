@@ -28,6 +28,11 @@ public struct AgentView: Sendable, Equatable {
     public var job: AgentJobStatus?
     /// The last job's failure, for the event and the console.
     public var jobError: String?
+    /// The readiness the engine last set (setActive true, clearActive false) and when. The
+    /// Pod's Ready condition follows within a probe period; until then this stands in for it, so
+    /// that the same verb is not sent again at every reconcile.
+    public var readinessSet: Bool?
+    public var readinessSetAt: Date?
     /// Why the operator cannot repair this pod (createDb refused the metadata); nil when it can.
     public var terminalReason: String?
 

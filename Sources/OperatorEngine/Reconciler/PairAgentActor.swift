@@ -97,6 +97,12 @@ public struct PairAgentActor: Sendable {
         do {
             let result = try await agent.perform(command)
             if case .done(_, let status?) = result { agents.record(status, for: key, uid: uid) }
+            if action == .setActive(pod: pod) || action == .clearActive(pod: pod) {
+                agents.update(key, uid: uid) { view in
+                    view.readinessSet = action == .setActive(pod: pod)
+                    view.readinessSetAt = Date()
+                }
+            }
         } catch {
             if action.appliesMetadata, let rejection = error.rejection, !rejection.isConflict {
                 // The metadata (db.ini, adminUser, schema.sql, epilog.sql) was refused: no retry can help.

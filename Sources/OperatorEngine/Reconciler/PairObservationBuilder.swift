@@ -18,6 +18,10 @@ public enum PairObservationBuilder {
         }
     }
 
+    /// How long a readiness the engine set stands in for the Pod's Ready condition (the probe
+    /// runs every second).
+    public static let readinessGrace: TimeInterval = 3
+
     /// The settings decisions depend on, from the spec. `hasEpilog`: the metadata holds an
     /// epilog.sql (known only while Initializing; false otherwise).
     public static func settings(_ spec: TTSpec, hasEpilog: Bool) -> PairSettings {
@@ -77,6 +81,9 @@ public enum PairObservationBuilder {
         observation.status = view.status
         observation.lastTimeReachable = view.lastTimeReachable ?? view.watchingSince
         observation.duplicating = view.duplicating
+        if let set = view.readinessSet, let at = view.readinessSetAt, now.timeIntervalSince(at) < readinessGrace {
+            observation.ready = set
+        }
         observation.terminalReason = view.terminalReason
         if let status = view.status {
             let replication = entry?.replicationStatus
