@@ -17,10 +17,14 @@ import Glibc
 ///   postmaster to the other pod's promotion, to the writer's first acknowledged commit there
 ///   (with RETURN TWOSAFE that waits for the old active to be duplicated again) and to Normal;
 ///   and the acknowledged commits missing from the final active (must be 0). Same cluster as A.
+/// - D (issue #7): switchovers of the same pair under the same writer, after B: from the request
+///   (the annotation `tenops.io/action` patched) to the writer's first acknowledged commit on the
+///   other pod, and to `status.lastAction` Succeeded; how the old active was re-attached (rewind
+///   or basebackup). The acknowledged commits missing from the final active: once B and D are over.
 /// - C: `tenops operator` as a process of its own, beside `tenops local --no-engine`: CPU and
 ///   RSS over a window of rest once the sample pair is Normal.
 ///
-/// `tenops-bench pair [--runs N] [--skip-apply] [--skip-failover] [--skip-cpu] [--rest-seconds S] [--logs DIR]`
+/// `tenops-bench pair [--runs N] [--switchovers N] [--skip-apply] [--skip-failover] [--skip-switchover] [--skip-cpu] [--rest-seconds S] [--logs DIR]`
 enum PairBench {
     static let namespace = PairSample.namespace
 
@@ -28,12 +32,14 @@ enum PairBench {
         var runs = 20
         var skipApply = false
         var skipFailover = false
+        var switchovers = 20
+        var skipSwitchover = false
         var skipCPU = false
         var restSeconds = 60
         /// Where the children's logs stay; nil: in the temporary directory, removed with it.
         var logDirectory: String?
 
-        static let usage = "pair [--runs N] [--skip-apply] [--skip-failover] [--skip-cpu] [--rest-seconds S] [--logs DIR]"
+        static let usage = "pair [--runs N] [--switchovers N] [--skip-apply] [--skip-failover] [--skip-switchover] [--skip-cpu] [--rest-seconds S] [--logs DIR]"
 
         init(_ arguments: [String]) throws {
             var rest = arguments[...]
@@ -48,9 +54,11 @@ enum PairBench {
             while let flag = rest.popFirst() {
                 switch flag {
                 case "--runs": runs = try count(flag)
+                case "--switchovers": switchovers = try count(flag)
                 case "--rest-seconds": restSeconds = try count(flag)
                 case "--skip-apply": skipApply = true
                 case "--skip-failover": skipFailover = true
+                case "--skip-switchover": skipSwitchover = true
                 case "--skip-cpu": skipCPU = true
                 case "--logs": logDirectory = try value(flag)
                 default: throw BenchError("unknown option \(flag); usage: \(Self.usage)")
@@ -64,11 +72,12 @@ enum PairBench {
         fflush(nil)
         let options = try Options(Bench.options)
         var figures: [Figure] = []
-        if !options.skipApply || !options.skipFailover {
+        let writes = !options.skipFailover || !options.skipSwitchover
+        if !options.skipApply || writes {
             try await LocalClusterRun.with("engine", options: options, ["--node-grace-period", "4"]) { cluster in
                 _ = try await waitForNormal(cluster.client, PairSample.name, timeout: .seconds(300))
                 if !options.skipApply { figures += try await applyToNormal(cluster.client, runs: options.runs) }
-                if !options.skipFailover { figures += try await failover(cluster, runs: options.runs) }
+                if writes { figures += try await underWrites(cluster, options: options) }
             }
         }
         if !options.skipCPU {
@@ -139,15 +148,18 @@ enum PairBench {
         return figures
     }
 
-    // MARK: - B: failover under writes
+    // MARK: - B and D: failovers and switchovers under writes
 
-    static func failover(_ cluster: LocalClusterRun, runs: Int) async throws -> [Figure] {
+    /// B, then D, under one writer; then the acknowledged commits missing from the final active.
+    static func underWrites(_ cluster: LocalClusterRun, options: Options) async throws -> [Figure] {
         let client = cluster.client
         let writer = Writer(client: client, log: WriteLog())
         try await writer.createTable(on: try await waitForNormal(client, PairSample.name, timeout: .seconds(120)))
         let writing = Task { await writer.run() }
         do {
-            var figures = try await failovers(cluster, writer: writer, runs: runs)
+            var figures: [Figure] = []
+            if !options.skipFailover { figures += try await failovers(cluster, writer: writer, runs: options.runs) }
+            if !options.skipSwitchover { figures += try await switchovers(client, writer: writer, runs: options.switchovers) }
             writing.cancel()
             await writing.value
             // Every acknowledged commit must be on the active that is left.
@@ -243,6 +255,91 @@ enum PairBench {
         figures.append(Figure(name: "writer calls left behind: another active / 10 s silent",
                               value: "\(left.filter { $0.why == Abandoned.moved }.count) / \(left.filter { $0.why != Abandoned.moved }.count)"))
         if noCommit > 0 { figures.append(Figure(name: "failovers without a commit within 120 s", value: "\(noCommit) of \(runs)", target: "0")) }
+        return figures
+    }
+
+    /// D: each run waits for Normal and a commit on the active, asks for a switchover through the
+    /// annotation, and watches side by side the writer's first commit on the other pod and
+    /// `status.lastAction` (the same id) until it ends.
+    static func switchovers(_ client: KubeClient, writer: Writer, runs: Int) async throws -> [Figure] {
+        var toCommit = Samples()
+        var toSucceeded = Samples()
+        var toPromoted = Samples()
+        var methods: [String: Int] = [:]
+        var failed = 0
+        var noCommit = 0
+        let phaseStart = ContinuousClock.now
+        for run in 0..<runs {
+            let before = try await waitForNormal(client, PairSample.name, timeout: .seconds(300))
+            let normal = ContinuousClock.now
+            let active = try requireValue(before.active, "the active pod")
+            let other = try requireValue(before.otherPod, "the standby pod")
+            let otherAddress = try requireValue(before.otherAddress, "the standby's address")
+            try await NodeBench.waitUntil("a commit on the active \(active)", timeout: .seconds(60)) {
+                await writer.log.hasAck(on: before.activeAddress ?? "", after: normal)
+            }
+            try await Task.sleep(for: .seconds(1))  // steady writes on the active
+
+            let request = ManualActionRequest(id: "bench-sw-\(run + 1)-\(UUID().uuidString.lowercased().prefix(8))", verb: .switchover)
+            let patch: JSONValue = ["metadata": ["annotations": [.init(stringLiteral: ManualActionRequest.annotation): .string(request.annotationValue)]]]
+            let mark = await writer.log.acks.count
+            let requested = ContinuousClock.now
+            _ = try await client.patch(TimesTenClassic.self, name: PairSample.name, namespace: namespace, patchType: .merge, patch: patch)
+
+            // The writer's first commit on the other pod, and the action's end; its phases as seen.
+            var first: WriteLog.Ack?
+            var ended: (record: ActionRecord, at: ContinuousClock.Instant)?
+            var phases: [(phase: String, at: ContinuousClock.Instant)] = []
+            while first == nil || ended == nil, ContinuousClock.now - requested < .seconds(120) {
+                if first == nil { first = await writer.log.firstAck(on: otherAddress, from: mark) }
+                if ended == nil, let record = try? await client.get(TimesTenClassic.self, name: PairSample.name, namespace: namespace).status.lastAction,
+                   record.id == request.id {
+                    let phase = record.isRunning ? record.phase ?? "running" : record.state ?? "?"
+                    if phases.last?.phase != phase { phases.append((phase, .now)) }
+                    if !record.isRunning && record.state != nil { ended = (record, .now) }
+                }
+                // Once the action failed, the other pod may never be written to.
+                if let ended, ended.record.state != ActionState.succeeded, first == nil { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            if let first { toCommit.add((first.at - requested).inSeconds) } else { noCommit += 1 }
+            // Phase reattaching: the new active takes writes; its commits wait for the old one to stream again.
+            if let promoted = phases.first(where: { $0.phase == "reattaching" }) { toPromoted.add((promoted.at - requested).inSeconds) }
+            if let ended, ended.record.state == ActionState.succeeded {
+                toSucceeded.add((ended.at - requested).inSeconds)
+                methods[ended.record.method ?? "not recorded", default: 0] += 1
+            } else {
+                failed += 1
+            }
+            let abandoned = await writer.log.abandoned.filter { $0.at > requested }
+            let writerError = await writer.log.lastError ?? "no error"
+            progress("switchover \(run + 1) (\(request.id)): \(active) -> \(other); first commit on \(other) after "
+                     + (first.map { seconds(($0.at - requested).inSeconds) } ?? "none within 120 s (\(writerError))")
+                     + "; " + (ended.map { "\($0.record.state ?? "?") after \(seconds(($0.at - requested).inSeconds))"
+                        + ($0.record.method.map { " by \($0)" } ?? "") + ": \($0.record.message ?? "")" } ?? "not ended within 120 s")
+                     + "; phases " + phases.map { "\($0.phase) +\(seconds(($0.at - requested).inSeconds))" }.joined(separator: ", ")
+                     + (abandoned.isEmpty ? "" : "; writer calls left behind: "
+                        + abandoned.map { "on \($0.host) at +\(seconds(($0.at - requested).inSeconds)) (\($0.why))" }.joined(separator: ", ")))
+        }
+        let otherMethods = methods.filter { $0.key != "rewind" && $0.key != "basebackup" }.map { "\($0.key) \($0.value)" }.sorted()
+        var figures = [
+            Figure(name: "switchover, request to first commit on new active, p50", value: seconds(toCommit.percentile(50)), target: "<= 1 s"),
+            Figure(name: "switchover, request to first commit on new active, p99", value: seconds(toCommit.percentile(99))),
+            Figure(name: "switchover, request to first commit, min / max (of \(toCommit.values.count))",
+                   value: "\(seconds(toCommit.percentile(0))) / \(seconds(toCommit.percentile(100)))"),
+            Figure(name: "switchover, request to new active writable, p50 / max",
+                   value: "\(seconds(toPromoted.percentile(50))) / \(seconds(toPromoted.percentile(100)))"),
+            Figure(name: "switchover, request to Succeeded, p50 / p99 (of \(toSucceeded.values.count))",
+                   value: "\(seconds(toSucceeded.percentile(50))) / \(seconds(toSucceeded.percentile(99)))"),
+            Figure(name: "switchover, old active re-attached by rewind / basebackup",
+                   value: "\(methods["rewind", default: 0]) / \(methods["basebackup", default: 0])"
+                       + (otherMethods.isEmpty ? "" : " (other: \(otherMethods.joined(separator: ", ")))")),
+        ]
+        let left = await writer.log.abandoned.filter { $0.at > phaseStart }
+        figures.append(Figure(name: "switchover, calls left behind: other active / 10 s silent",
+                              value: "\(left.filter { $0.why == Abandoned.moved }.count) / \(left.filter { $0.why != Abandoned.moved }.count)"))
+        if failed > 0 { figures.append(Figure(name: "switchovers not Succeeded within 120 s", value: "\(failed) of \(runs)", target: "0")) }
+        if noCommit > 0 { figures.append(Figure(name: "switchovers without a commit within 120 s", value: "\(noCommit) of \(runs)", target: "0")) }
         return figures
     }
 
