@@ -459,7 +459,9 @@ public actor PostgresEngine: DatabaseEngine {
             ].joined(separator: " ")
             // A just-promoted source records its new timeline in pg_control only at its next
             // checkpoint; until then pg_rewind would see one timeline and rewind nothing.
+            let stopped = ContinuousClock.now
             let checkpoint = try await tool("psql", ["-d", conninfo, "-X", "-q", "-c", "CHECKPOINT"])
+            let checkpointed = ContinuousClock.now
             guard checkpoint.succeeded else {
                 logger.notice("repDuplicate: cannot checkpoint \(source.host):\(source.port) before pg_rewind: \(checkpoint.stderr.suffix(300)); copying the database whole")
                 return false
@@ -469,7 +471,9 @@ public actor PostgresEngine: DatabaseEngine {
                 logger.notice("repDuplicate: pg_rewind could not re-attach the database (\(result.status)); copying it whole: \(result.stderr.suffix(400))")
                 return false
             }
+            let rewound = ContinuousClock.now
             try await startAsStandby(of: source)
+            logger.info("repDuplicate: rewind timings: stop \(stopped - clock), source checkpoint \(checkpointed - stopped), pg_rewind \(rewound - checkpointed), start as standby \(ContinuousClock.now - rewound)")
         } catch {
             logger.notice("repDuplicate: pg_rewind failed: \(error.message); copying the database whole")
             return false
