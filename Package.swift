@@ -146,5 +146,11 @@ let package = Package(
             dependencies: ["OperatorEngine", "KubeAPI", "PKI", "LocalCluster", "TestSupport", "Agent", "AgentTestSupport"],
             swiftSettings: strict
         ),
+        // The console's pure pieces (grid, views, key map, themes) and its tmux end-to-end tests.
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: ["Console", "OperatorEngine", "KubeAPI", "LocalCluster", "TestSupport", "AgentTestSupport"],
+            swiftSettings: strict
+        ),
     ]
 )
