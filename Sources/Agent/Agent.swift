@@ -71,6 +71,63 @@ public final class Agent: Sendable {
         let tls = try TLSSetup.load(directory: configuration.volumes.realPath(configuration.tlsDirectory), logger: logger)
         let engine = PostgresEngine(configuration: configuration, logger: logger)
         do { try await engine.prepare() } catch { throw AgentError.engine(error) }
+        let endpoint: AgentEndpoint
+        do {
+            endpoint = try await AgentEndpoint.start(configuration, engine: engine, tls: tls, logger: logger, onDie: onDie)
+        } catch {
+            await engine.shutdown()
+            throw error
+        }
+        logger.info("agent listening on https://\(configuration.listenAddress):\(configuration.port) for database \(configuration.databaseName)")
+        return Agent(configuration: configuration, engine: engine, service: endpoint.service, serverTask: endpoint.serverTask)
+    }
+
+    /// Stops the database server cleanly, ends every status stream and closes the endpoint.
+    public func stop() async {
+        let first = stopped.withLock { stopped -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        await engine.shutdown()
+        serverTask.cancel()
+        await serverTask.value
+    }
+
+    /// Waits until the endpoint has stopped.
+    public func wait() async {
+        await serverTask.value
+    }
+}
+
+/// The agent's HTTPS endpoint with mutual TLS (its routes, its verbs through ``AgentService``,
+/// its client verification) in front of any ``DatabaseEngine``: the PostgreSQL agent's, and the
+/// simulated databases of tenops-bench's scale benchmark, which must speak the agent's real
+/// protocol without running a database.
+public final class AgentEndpoint: Sendable {
+    public let service: AgentService
+    let serverTask: Task<Void, Never>
+
+    private init(service: AgentService, serverTask: Task<Void, Never>) {
+        self.service = service
+        self.serverTask = serverTask
+    }
+
+    /// Listens on the configuration's address and port, with the certificates in its TLS
+    /// directory (`ca.crt`, `tls.crt`, `tls.key`); returns once it listens. The engine is
+    /// expected to be ready; stopping the endpoint does not stop it.
+    public static func start(
+        _ configuration: AgentConfiguration, engine: any DatabaseEngine, logger: Logger, onDie: @escaping @Sendable () -> Void
+    ) async throws -> AgentEndpoint {
+        do { try configuration.validate() } catch { throw AgentError.couldNotStart(error.description) }
+        let tls = try TLSSetup.load(directory: configuration.volumes.realPath(configuration.tlsDirectory), logger: logger)
+        return try await start(configuration, engine: engine, tls: tls, logger: logger, onDie: onDie)
+    }
+
+    static func start(
+        _ configuration: AgentConfiguration, engine: any DatabaseEngine, tls: TLSChannelConfiguration, logger: Logger,
+        onDie: @escaping @Sendable () -> Void
+    ) async throws -> AgentEndpoint {
         let service = AgentService(engine: engine, configuration: configuration, logger: logger, onDie: onDie)
         await service.prepare()
 
@@ -98,28 +155,15 @@ public final class Agent: Sendable {
         }
         var iterator = ports.makeAsyncIterator()
         guard await iterator.next() == true else {
-            await engine.shutdown()
             throw AgentError.couldNotStart(
                 "cannot listen on \(configuration.listenAddress):\(configuration.port): \(failure.withLock { $0 } ?? "unknown error")")
         }
-        logger.info("agent listening on https://\(configuration.listenAddress):\(configuration.port) for database \(configuration.databaseName)")
-        return Agent(configuration: configuration, engine: engine, service: service, serverTask: task)
+        return AgentEndpoint(service: service, serverTask: task)
     }
 
-    /// Stops the database server cleanly, ends every status stream and closes the endpoint.
+    /// Closes the endpoint and ends every status stream.
     public func stop() async {
-        let first = stopped.withLock { stopped -> Bool in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        await engine.shutdown()
         serverTask.cancel()
-        await serverTask.value
-    }
-
-    /// Waits until the endpoint has stopped.
-    public func wait() async {
         await serverTask.value
     }
 }
@@ -162,7 +206,7 @@ enum StatusHeartbeat {
 
 /// The routes.
 enum Routes {
-    static func build(service: AgentService, engine: PostgresEngine) -> Router<BasicRequestContext> {
+    static func build(service: AgentService, engine: any DatabaseEngine) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.get("/v1/status") { request, _ -> Response in
             if let watch = request.uri.queryParameters.get("watch"), watch == "true" || watch == "1" {

@@ -60,7 +60,7 @@ public actor AgentService {
     /// The mounts a path in a request may point into.
     static let requestMounts = ["/tt", "/ttconfig", "/ttlog"]
 
-    public nonisolated let engine: PostgresEngine
+    public nonisolated let engine: any DatabaseEngine
     nonisolated let configuration: AgentConfiguration
     nonisolated let logger: Logger
     nonisolated let readyFile: String
@@ -69,7 +69,7 @@ public actor AgentService {
     private var running: (verb: String, job: String?)?
     private var jobCounter = 0
 
-    public init(engine: PostgresEngine, configuration: AgentConfiguration, logger: Logger, onDie: @escaping @Sendable () -> Void) {
+    public init(engine: any DatabaseEngine, configuration: AgentConfiguration, logger: Logger, onDie: @escaping @Sendable () -> Void) {
         self.engine = engine
         self.configuration = configuration
         self.logger = logger
@@ -157,7 +157,8 @@ public actor AgentService {
             case .createRepEpilog(let path):
                 if let path { try await engine.runScriptOnce(name: "epilog.sql", path: path) }
             case .repStateSetActive: try await engine.promote()
-            case .repDeactivate: try await engine.fence()
+            case .repDeactivate(let stop):
+                if stop { try await engine.fenceAndStop() } else { try await engine.fence() }
             case .startRepAgent: try await engine.setStreaming(true)
             case .stopRepAgent: try await engine.setStreaming(false)
             case .setActive, .clearActive, .die, .repDuplicate: break
@@ -236,7 +237,9 @@ public actor AgentService {
     // MARK: - Requests
 
     enum VerbRequest {
-        case startDaemon, stopDaemon, destroyDb, repStateSetActive, repDeactivate, startRepAgent, stopRepAgent
+        case startDaemon, stopDaemon, destroyDb, repStateSetActive, startRepAgent, stopRepAgent
+        /// `stop`: also shut the server down cleanly (a switchover's fence).
+        case repDeactivate(stop: Bool)
         case setActive, clearActive, die
         case createDb(CreateSpec)
         case createRepScheme(ReplicationScheme, adminUser: String?)
@@ -285,13 +288,24 @@ public actor AgentService {
             }
         }
         func defaultPath(_ containerPath: String) -> String { configuration.volumes.realPath(containerPath) }
+        /// A JSON true or false; JSON booleans arrive as Foundation's boolean NSNumber, and other
+        /// numbers also cast to Bool, so the type is checked.
+        func flag(_ key: String) throws(BadRequest) -> Bool? {
+            guard let value = fields[key] else { return nil }
+            guard let flag = value as? Bool, type(of: value) == type(of: NSNumber(value: true)) else {
+                throw BadRequest("\(key) must be true or false")
+            }
+            return flag
+        }
 
         switch verb {
         case "startDaemon": try allow([]); return .startDaemon
         case "stopDaemon": try allow([]); return .stopDaemon
         case "destroyDb": try allow([]); return .destroyDb
         case "repStateSetActive": try allow([]); return .repStateSetActive
-        case "repDeactivate": try allow([]); return .repDeactivate
+        case "repDeactivate":
+            try allow(["stop"])
+            return .repDeactivate(stop: try flag("stop") ?? false)
         case "startRepAgent": try allow([]); return .startRepAgent
         case "stopRepAgent": try allow([]); return .stopRepAgent
         case "setActive": try allow([]); return .setActive
@@ -340,15 +354,7 @@ public actor AgentService {
                 }
                 port = number
             }
-            var rewind = true
-            if let value = fields["rewind"] {
-                // JSON true/false arrive as Foundation's boolean NSNumber; other numbers also cast to Bool.
-                guard let flag = value as? Bool, type(of: value) == type(of: NSNumber(value: true)) else {
-                    throw BadRequest("rewind must be true or false")
-                }
-                rewind = flag
-            }
-            return .repDuplicate(DuplicateSource(host: host, port: port), rewind: rewind)
+            return .repDuplicate(DuplicateSource(host: host, port: port), rewind: try flag("rewind") ?? true)
         default:
             throw BadRequest("unknown verb \(verb.debugDescription)")
         }

@@ -34,7 +34,9 @@ public struct EngineStatus: Codable, Sendable, Equatable {
     /// On an active, how far the standby's replay is behind; on a standby, how far its replay is
     /// behind what the active has reported. nil when unknown (no standby connected, server down).
     public var bytesBehind: Int64?
-    /// The current WAL position (the insert position on an active, the replay position on a standby).
+    /// The current WAL position (the insert position on an active, the replay position on a
+    /// standby). On a database fenced and stopped cleanly (`fenceAndStop`), the position of its
+    /// shutdown checkpoint: a standby has everything once its replay position is past it.
     public var lsn: String?
     public var timeline: Int?
     /// Metadata files applied to this database, in order: `db.ini`, `adminUser`, `schema.sql`, `epilog.sql`.
@@ -201,8 +203,17 @@ public protocol DatabaseEngine: Sendable {
     /// `rewind`: re-attach an old copy of the same database with the engine's rewind tool when
     /// it can; false always copies the whole database.
     func duplicate(from source: DuplicateSource, rewind: Bool, progress: @escaping @Sendable (DuplicateProgress) -> Void) async throws(EngineError)
+    /// Refuses a duplicate from `source` before it starts, when it could not succeed (a copy from
+    /// itself, over an unfenced active), so that the verb answers at once.
+    func checkDuplicate(from source: DuplicateSource) async throws(EngineError)
     /// Makes the database refuse writes from now on.
     func fence() async throws(EngineError)
+    /// Fences the database and shuts its server down cleanly, so that everything it wrote (its
+    /// shutdown checkpoint included) has reached a streaming standby when this returns. The
+    /// standby promoted next continues this database's history, and this database can follow
+    /// it as a standby without a rewind. The status then reports the position the standby must
+    /// pass.
+    func fenceAndStop() async throws(EngineError)
     /// Stops the server and removes the database.
     func destroy() async throws(EngineError)
     /// Sets up replication from this database (user, slot, access, RETURN TWOSAFE).

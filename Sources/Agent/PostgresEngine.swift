@@ -84,6 +84,8 @@ public actor PostgresEngine: DatabaseEngine {
     private var failedExit: String?
     private var lastError: String?
     private var duplicating = false
+    /// Where `fenceAndStop` left the WAL (its shutdown checkpoint); forgotten when the server starts.
+    private var cleanStopPosition: String?
     private var pollTask: Task<Void, Never>?
     private var refreshTask: Task<EngineStatus, Never>?
 
@@ -164,6 +166,7 @@ public actor PostgresEngine: DatabaseEngine {
     /// The status when the server is not running (no SQL needed).
     private func offlineStatus() -> EngineStatus {
         var status = baseStatus()
+        if status.fenced { status.lsn = cleanStopPosition }
         status.repState = duplicating ? .recovering : (failedExit != nil ? .failed : .idle)
         if let failedExit, status.lastError == nil { status.lastError = failedExit }
         return status
@@ -618,6 +621,32 @@ public actor PostgresEngine: DatabaseEngine {
         await publishNow()
     }
 
+    public func fenceAndStop() async throws(EngineError) {
+        state.fenced = true
+        try saveState()
+        try writeAgentConf()
+        if serverPID != nil, try await !isInRecovery() {
+            // A fast shutdown ends the sessions, writes the shutdown checkpoint, and waits for
+            // the WAL senders to have everything flushed by the standby.
+            let clock = ContinuousClock.now
+            await stopServer()
+            guard serverPID == nil else { throw EngineError(.failed, "the server did not stop") }
+            cleanStopPosition = try await shutdownCheckpoint()
+            logger.info("repDeactivate: stopped cleanly in \(ContinuousClock.now - clock) at \(cleanStopPosition ?? "an unknown position")")
+        }
+        await publishNow()
+    }
+
+    /// The shutdown checkpoint's position, when pg_controldata says the server shut down cleanly.
+    private func shutdownCheckpoint() async throws(EngineError) -> String? {
+        let result = try await tool("pg_controldata", ["-D", paths.dataDir])
+        guard result.succeeded else {
+            logger.warning("pg_controldata failed: \(result.stderr.suffix(300))")
+            return nil
+        }
+        return PostgresFiles.shutdownCheckpoint(controlData: result.stdout)
+    }
+
     public func destroy() async throws(EngineError) {
         await stopServer()
         for path in [paths.dataDir, paths.stagingDir, paths.newDir, paths.oldDir] { try removeTree(path) }
@@ -697,6 +726,7 @@ public actor PostgresEngine: DatabaseEngine {
     // MARK: - The server process
 
     private func startServer() async throws(EngineError) {
+        cleanStopPosition = nil
         try prepareRunDirectory()
         try writeAgentConf()
         let logOffset = fileSize(paths.logFile)

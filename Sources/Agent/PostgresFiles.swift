@@ -259,6 +259,22 @@ enum PostgresFiles {
         return "*:*:*:\(SQL.replicationUser):\(escaped)\n"
     }
 
+    /// The "Latest checkpoint location" of pg_controldata's output when the cluster state says it
+    /// was shut down cleanly (not "shut down in recovery", not "in production" after a crash).
+    static func shutdownCheckpoint(controlData: String) -> String? {
+        var state: String?
+        var location: String?
+        for line in controlData.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[..<colon].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if key == "Database cluster state" { state = value }
+            if key == "Latest checkpoint location" { location = value }
+        }
+        guard state == "shut down", let location, location.contains("/") else { return nil }
+        return location
+    }
+
     /// postgresql.auto.conf without the lines pg_basebackup -R wrote (the agent sets them itself).
     static func strippingStandbySettings(_ autoConf: String) -> String {
         autoConf.split(separator: "\n", omittingEmptySubsequences: false).filter { line in

@@ -49,7 +49,7 @@ enum AgentBench {
             let (active, standby) = try await world.roles()
             let session = try await world.sql(standby.address)
             // The old active is fenced first, as in a switchover; then the clock starts.
-            _ = try await active.client.perform(.repDeactivate)
+            _ = try await active.client.perform(.repDeactivate())
             let start = ContinuousClock.now
             _ = try await standby.client.perform(.repStateSetActive)
             let answered = ContinuousClock.now

@@ -223,4 +223,24 @@ struct AgentPieceTests {
         #expect(!PostgresFiles.isAddressOrRange("10.0.0.0/33") && !PostgresFiles.isAddressOrRange("example.com"))
         #expect(SQL.literal("it's") == "'it''s'" && SQL.identifier(#"a"b"#) == #""a""b""#)
     }
+
+    @Test("the shutdown checkpoint is read only from a cleanly shut down cluster", arguments: [
+        ("shut down", "0/3000060", "0/3000060" as String?),
+        ("shut down", "16/B374D848", "16/B374D848"),
+        ("in production", "0/3000060", nil),
+        ("shut down in recovery", "0/3000060", nil),
+        ("in crash recovery", "0/3000060", nil),
+        ("shut down", "garbage", nil),
+    ])
+    func shutdownCheckpoint(state: String, location: String, expected: String?) {
+        let output = """
+            pg_control version number:            1300
+            Database cluster state:               \(state)
+            pg_control last modified:             Wed 02 Dec 2026 08:00:00 AM UTC
+            Latest checkpoint location:           \(location)
+            Latest checkpoint's REDO location:    0/3000028
+            """
+        #expect(PostgresFiles.shutdownCheckpoint(controlData: output) == expected)
+        #expect(PostgresFiles.shutdownCheckpoint(controlData: "") == nil)
+    }
 }

@@ -159,6 +159,32 @@ struct AgentPairTests {
         #expect(fencedStatus.fenced && !fencedStatus.updatable && fencedStatus.repState == .idle)
         // Idempotent.
         #expect(try await b.action("repDeactivate").status == 200)
+        try await late.close()
+
+        // A switchover's fence: repDeactivate with stop shuts B down cleanly once A has received
+        // everything, and reports where B's shutdown checkpoint begins. A, promoted after
+        // replaying past it, continues B's history: B follows A as its standby.
+        let stop = try await b.action("repDeactivate", #"{"stop": true}"#)
+        #expect(stop.status == 200, "\(stop.text)")
+        let stoppedStatus = try await b.status()
+        #expect(stoppedStatus.fenced && !stoppedStatus.daemonUp && !stoppedStatus.updatable && stoppedStatus.pid == nil)
+        let checkpoint = try #require(stoppedStatus.lsn.flatMap(LogPosition.init), "no shutdown checkpoint in \(stoppedStatus)")
+        try await a.waitForStatus("A replayed B's shutdown checkpoint") {
+            $0.lsn.flatMap(LogPosition.init).map { $0 > checkpoint } ?? false
+        }
+        #expect(try await b.action("repDeactivate", #"{"stop": "yes"}"#).status == 400)
+        #expect(try await a.action("repStateSetActive").status == 200)
+        let rejoin = try await b.action("repDuplicate", #"{"from": "\#(podA.address)"}"#)
+        #expect(rejoin.status == 202, "\(rejoin.text)")
+        let (rejoined, _) = try await b.waitForJob(try #require(rejoin.json["id"] as? String))
+        #expect(rejoined.state == .succeeded && rejoined.method == "rewind", "\(rejoined)")
+        try await b.waitForStatus("B streaming from A") { $0.repState == .standby && !$0.fenced }
+        let newActive = try await sessions.connect(podA.address)
+        try await newActive.query("INSERT INTO items VALUES (10004, 'after the switchover')", logger: SQLClient.logger)
+        try await newActive.close()
+        let followerB = try await sessions.connect(podB.address)
+        #expect(try await eventually(.seconds(20)) { try await SQLClient.count(followerB, "items") == 10_002 })
+        try await followerB.close()
     }
 
     @Test("RETURN TWOSAFE: a commit waits while the standby is down and returns once it is back")

@@ -419,7 +419,7 @@ struct AgentClientDecodingTests {
         #expect(AgentCommand.repDuplicate(from: "10.0.0.1").isAsynchronous)
         let verbs: [AgentCommand] = [
             .startDaemon, .stopDaemon, .createDb(), .destroyDb, .createRepScheme(peers: [], twoSafe: false), .createRepEpilog(),
-            .repDuplicate(from: "h"), .repStateSetActive, .repDeactivate, .startRepAgent, .stopRepAgent, .setActive, .clearActive, .die,
+            .repDuplicate(from: "h"), .repStateSetActive, .repDeactivate(), .repDeactivate(stop: true), .startRepAgent, .stopRepAgent, .setActive, .clearActive, .die,
         ]
         #expect(verbs.map(\.verb) == AgentService.verbs)
     }

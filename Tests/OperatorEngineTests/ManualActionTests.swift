@@ -333,7 +333,7 @@ struct ManualActionTests {
             #expect(record.pod == s1)
             #expect(record.verb == "switchover")
             #expect(record.startTime == F.now && record.endTime == nil)
-            #expect(step.decision.actions == [.fence(pod: a0), .clearActive(pod: a0)])
+            #expect(step.decision.actions == [.fenceAndStop(pod: a0), .clearActive(pod: a0)])
             #expect(step.decision.state == .normal && !step.decision.status.stateChanged)
             #expect(step.decision.status.intendedActive == a0 && !step.decision.status.rolesSwapped)
             #expect(step.decision.status.podStates == machine.status.podStates)
@@ -344,12 +344,12 @@ struct ManualActionTests {
         }
     }
 
-    @Test("switchover in fencing: fences again until the active is fenced and read-only")
+    @Test("switchover in fencing: fences again until the active is fenced, read-only and stopped")
     func switchoverStillFencing() {
         let last = F.running(.switchover, phase: "fencing", pod: s1)
         let (step, _) = F.step(nil, last: last, F.observation(.normal, .activeHealthy, .standbyHealthy))
         #expect(step.record == nil)
-        #expect(step.decision.actions == [.fence(pod: a0), .clearActive(pod: a0)])
+        #expect(step.decision.actions == [.fenceAndStop(pod: a0), .clearActive(pod: a0)])
         #expect(step.decision.state == .normal)
 
         // Fenced but still updatable counts as not fenced yet.
@@ -357,7 +357,12 @@ struct ManualActionTests {
         active.status?.fenced = true
         let (half, _) = F.step(nil, last: last, F.observation(.normal, active, F.pod(s1, .standbyHealthy)))
         #expect(half.record == nil)
-        #expect(half.decision.actions == [.fence(pod: a0), .clearActive(pod: a0)])
+        #expect(half.decision.actions == [.fenceAndStop(pod: a0), .clearActive(pod: a0)])
+
+        // Fenced and read-only but still running: its shutdown checkpoint is still to come.
+        let (running, _) = F.step(nil, last: last, F.observation(.normal, F.pod(a0, .fencedActive, lsn: "0/10"), F.pod(s1, .standbyHealthy, lsn: "0/10")))
+        #expect(running.record == nil)
+        #expect(running.decision.actions == [.fenceAndStop(pod: a0), .clearActive(pod: a0)])
     }
 
     @Test("switchover in fencing: the active lost is a failure left to automatic recovery")
@@ -375,7 +380,7 @@ struct ManualActionTests {
     @Test("switchover in fencing, active fenced, standby behind: catchup, no actions, poll")
     func switchoverCatchupWaits() throws {
         let last = F.running(.switchover, phase: "fencing", pod: s1)
-        let observation = F.observation(.normal, F.pod(a0, .fencedActive, lsn: "0/3000148"), F.pod(s1, .standbyHealthy, lsn: "0/3000000"))
+        let observation = F.observation(.normal, F.pod(a0, .stoppedFencedActive, lsn: "0/3000148"), F.pod(s1, .standbyHealthy, lsn: "0/3000000"))
         let (step, machine) = F.step(nil, last: last, observation)
         let record = try #require(step.record)
         #expect(record.state == ActionState.running)
@@ -395,16 +400,22 @@ struct ManualActionTests {
         #expect(waiting.decision.actions.isEmpty)
         #expect(waiting.pollAfter == ManualActionPlanner.pollInterval)
         // Unknown positions wait too.
-        let unknown = F.observation(.normal, F.pod(a0, .fencedActive), F.pod(s1, .standbyHealthy))
+        let unknown = F.observation(.normal, F.pod(a0, .stoppedFencedActive), F.pod(s1, .standbyHealthy))
+        // A stopped active reports where its shutdown checkpoint begins: a standby exactly there
+        // has not replayed it yet.
+        let atCheckpoint = F.observation(.normal, F.pod(a0, .stoppedFencedActive, lsn: "0/3000148"), F.pod(s1, .standbyHealthy, lsn: "0/3000148"))
+        #expect(F.step(nil, last: record, atCheckpoint).step.pollAfter == ManualActionPlanner.pollInterval)
         #expect(F.step(nil, last: record, unknown).step.pollAfter == ManualActionPlanner.pollInterval)
     }
 
     @Test("switchover catchup done: roles swapped into ActiveTakeover, the fenced active before the promotion",
-          arguments: [("0/3000148", "0/3000148"), ("0/3000148", "0/4000000"), ("0/FFFFFFFF", "1/0")])
-    func switchoverPromotes(_ positions: (active: String, standby: String)) throws {
+          arguments: [("0/3000148", "0/3000149", true), ("0/3000148", "0/4000000", true), ("0/FFFFFFFF", "1/0", true),
+                      ("0/3000148", "0/3000148", false), ("0/3000148", "0/4000000", false)])
+    func switchoverPromotes(_ positions: (active: String, standby: String, stopped: Bool)) throws {
         let last = F.running(.switchover, phase: "catchup", pod: s1, id: "sw-9")
         let observation = F.observation(
-            .normal, F.pod(a0, .fencedActive, lsn: positions.active), F.pod(s1, .standbyHealthy, lsn: positions.standby))
+            .normal, F.pod(a0, positions.stopped ? .stoppedFencedActive : .fencedActive, lsn: positions.active),
+            F.pod(s1, .standbyHealthy, lsn: positions.standby))
         let (step, _) = F.step(nil, last: last, observation)
         let record = try #require(step.record)
         #expect(record.state == ActionState.running)

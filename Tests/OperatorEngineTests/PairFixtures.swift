@@ -37,6 +37,8 @@ enum PairFixture {
         case idleDatabase
         /// A fenced former active, server up, read-only.
         case fencedActive
+        /// A former active fenced and shut down cleanly (a switchover's fence).
+        case stoppedFencedActive
         /// A repDuplicate runs on it.
         case duplicating
 
@@ -106,6 +108,12 @@ enum PairFixture {
         case .fencedActive:
             pod.status = activeStatus
             pod.status?.updatable = false
+            pod.status?.repState = .idle
+            pod.status?.fenced = true
+        case .stoppedFencedActive:
+            pod.status = activeStatus
+            pod.status?.updatable = false
+            pod.status?.daemonUp = false
             pod.status?.repState = .idle
             pod.status?.fenced = true
         case .duplicating:

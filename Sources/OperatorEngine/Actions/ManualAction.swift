@@ -179,7 +179,7 @@ public enum ManualActionPlanner {
             record.pod = standby
             record.phase = "fencing"
             record.message = "fencing \(active)"
-            step.decision = drive(o, machine, actions: [.fence(pod: active), .clearActive(pod: active)])
+            step.decision = drive(o, machine, actions: [.fenceAndStop(pod: active), .clearActive(pod: active)])
         case .failover:
             record.pod = standby
             record.phase = "promoting"
@@ -242,8 +242,8 @@ public enum ManualActionPlanner {
                 step.record = finished(record, ActionState.failed, "\(o.active.name) failed during the switchover; automatic recovery takes over", now: o.now)
                 return step
             }
-            guard status.fenced && !status.updatable else {
-                step.decision = drive(o, machine, actions: [.fence(pod: o.active.name), .clearActive(pod: o.active.name)])
+            guard status.fenced && !status.updatable && !status.daemonUp else {
+                step.decision = drive(o, machine, actions: [.fenceAndStop(pod: o.active.name), .clearActive(pod: o.active.name)])
                 return step
             }
             record.phase = "catchup"
@@ -311,7 +311,10 @@ public enum ManualActionPlanner {
         var record = record
         let activeLSN = o.active.reachableStatus.flatMap { $0.lsn.flatMap(LogPosition.init) }
         let standbyLSN = o.standby.reachableStatus.flatMap { $0.lsn.flatMap(LogPosition.init) }
-        if let activeLSN, let standbyLSN, standbyLSN >= activeLSN {
+        // A running active reports where it is; a stopped one where its shutdown checkpoint
+        // begins, which the standby has replayed once its position is past it.
+        let activeStopped = o.active.reachableStatus?.daemonUp == false
+        if let activeLSN, let standbyLSN, activeStopped ? standbyLSN > activeLSN : standbyLSN >= activeLSN {
             record.phase = "promoting"
             record.message = "\(o.standby.name) has replayed up to \(activeLSN); promoting it"
             step.record = record

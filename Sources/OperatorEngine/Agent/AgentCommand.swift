@@ -19,8 +19,9 @@ public enum AgentCommand: Sendable, Equatable {
     case repDuplicate(from: String, port: Int? = nil, rewind: Bool = true)
     /// Promotes this database to the active.
     case repStateSetActive
-    /// Fences this database: it refuses writes from now on.
-    case repDeactivate
+    /// Fences this database: it refuses writes from now on. `stop` also shuts its server down
+    /// cleanly, after the standby has received everything it wrote (a switchover's fence).
+    case repDeactivate(stop: Bool = false)
     case startRepAgent
     case stopRepAgent
     /// Readiness: only the active pod is Ready.
@@ -64,6 +65,8 @@ public enum AgentCommand: Sendable, Equatable {
             put("adminUser", adminUser)
         case .createRepEpilog(let epilog):
             put("epilog", epilog)
+        case .repDeactivate(let stop):
+            if stop { body["stop"] = true }
         case .repDuplicate(let from, let port, let rewind):
             body["from"] = .string(from)
             if let port { body["port"] = .int(Int64(port)) }

@@ -82,7 +82,8 @@ public struct PairAgentActor: Sendable {
         case .createDb: command = .createDb()
         case .createRepScheme(_, let twoSafe): command = .createRepScheme(peers: context.peerAddresses, twoSafe: twoSafe)
         case .createRepEpilog: command = .createRepEpilog()
-        case .fence: command = .repDeactivate
+        case .fence: command = .repDeactivate()
+        case .fenceAndStop: command = .repDeactivate(stop: true)
         case .promote: command = .repStateSetActive
         case .setActive: command = .setActive
         case .clearActive: command = .clearActive

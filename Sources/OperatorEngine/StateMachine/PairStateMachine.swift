@@ -53,7 +53,7 @@ public enum PairStateMachine {
     static func enforceSingleWriter(_ decision: inout PairDecision, _ observation: PairObservation) {
         for (index, action) in decision.actions.enumerated() where action.makesWritable {
             guard let other = [observation.active, observation.standby].first(where: { $0.name != action.pod }) else { continue }
-            let fencedBefore = decision.actions[..<index].contains(.fence(pod: other.name))
+            let fencedBefore = decision.actions[..<index].contains { $0 == .fence(pod: other.name) || $0 == .fenceAndStop(pod: other.name) }
             if fencedBefore || cannotWrite(other, settings: observation.settings, now: observation.now) { continue }
             decision.actions.removeSubrange(index...)
             decision.events.append(PairEvent(

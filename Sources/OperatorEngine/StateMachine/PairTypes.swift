@@ -203,6 +203,10 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
     case createRepEpilog(pod: String)
     /// repDeactivate: fence the database; it refuses writes from now on.
     case fence(pod: String)
+    /// repDeactivate with `stop`: fence the database and shut its server down cleanly once the
+    /// standby has received everything it wrote. A switchover's fence: the promoted standby then
+    /// continues this database's history, which follows it as a standby with nothing to rewind.
+    case fenceAndStop(pod: String)
     /// repStateSetActive: make the database the active (starting its server first if needed).
     case promote(pod: String)
     /// repDuplicate: throw this pod's database away and replace it with a copy of `from`'s,
@@ -219,7 +223,7 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
 
     public var pod: String {
         switch self {
-        case .createDb(let pod), .createRepScheme(let pod, _), .createRepEpilog(let pod), .fence(let pod), .promote(let pod),
+        case .createDb(let pod), .createRepScheme(let pod, _), .createRepEpilog(let pod), .fence(let pod), .fenceAndStop(let pod), .promote(let pod),
              .duplicate(let pod, _), .copyWhole(let pod, _), .setActive(let pod), .clearActive(let pod), .deletePodAndPVCs(let pod):
             pod
         }
@@ -231,7 +235,7 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
         case .createDb: "createDb"
         case .createRepScheme: "createRepScheme"
         case .createRepEpilog: "createRepEpilog"
-        case .fence: "repDeactivate"
+        case .fence, .fenceAndStop: "repDeactivate"
         case .promote: "repStateSetActive"
         case .duplicate, .copyWhole: "repDuplicate"
         case .setActive: "setActive"
