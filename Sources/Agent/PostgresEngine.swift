@@ -138,12 +138,17 @@ public actor PostgresEngine: DatabaseEngine {
 
     public func refreshStatus() async -> EngineStatus {
         if let refreshTask { return await refreshTask.value }
-        let task = Task { await self.computeStatus() }
+        // The task publishes and clears itself in one step on the actor, so that a caller
+        // waiting it out (publishNow) never finds it still registered, or its older status
+        // published after a newer one.
+        let task = Task {
+            let status = await self.computeStatus()
+            self.refreshTask = nil
+            self.hub.publish(status)
+            return status
+        }
         refreshTask = task
-        let status = await task.value
-        refreshTask = nil
-        hub.publish(status)
-        return status
+        return await task.value
     }
 
     private var instanceExists: Bool { FileManager.default.fileExists(atPath: paths.dataDir + "/PG_VERSION") }

@@ -417,9 +417,11 @@ struct AgentClientDecodingTests {
             == ["peers": ["10.0.0.2"], "returnService": "RETURN TWOSAFE"])
         #expect(AgentCommand.repDuplicate(from: "10.0.0.1", port: 5433).body == ["from": "10.0.0.1", "port": 5433])
         #expect(AgentCommand.repDuplicate(from: "10.0.0.1").isAsynchronous)
+        #expect(AgentCommand.repDeactivate().body.isEmpty)
+        #expect(AgentCommand.repDeactivate(stop: true).body == ["stop": true])
         let verbs: [AgentCommand] = [
             .startDaemon, .stopDaemon, .createDb(), .destroyDb, .createRepScheme(peers: [], twoSafe: false), .createRepEpilog(),
-            .repDuplicate(from: "h"), .repStateSetActive, .repDeactivate(), .repDeactivate(stop: true), .startRepAgent, .stopRepAgent, .setActive, .clearActive, .die,
+            .repDuplicate(from: "h"), .repStateSetActive, .repDeactivate(), .startRepAgent, .stopRepAgent, .setActive, .clearActive, .die,
         ]
         #expect(verbs.map(\.verb) == AgentService.verbs)
     }
