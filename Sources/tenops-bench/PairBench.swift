@@ -117,7 +117,18 @@ enum PairBench {
         for var object in try PairSample.objects() {
             let isPair = object["kind"]?.stringValue == TimesTenClassic.resourceType.kind
             if isPair { object.setValue(.string(returnService.attribute), at: ["spec", "ttspec", "repReturnServiceAttribute"]) }
-            _ = try await client.create(isPair ? TimesTenClassic.resourceType : .secrets, namespace: namespace, object: object)
+            let resource = isPair ? TimesTenClassic.resourceType : .secrets
+            // `tenops local` installs the CRD once its API server is up: until then, 404.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while true {
+                do {
+                    _ = try await client.create(resource, namespace: namespace, object: object)
+                    break
+                } catch {
+                    guard error.isNotFound, ContinuousClock.now < deadline else { throw error }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
         }
     }
 
@@ -185,8 +196,15 @@ enum PairBench {
         let writing = Task { await writer.run() }
         do {
             var figures: [Figure] = []
+            var lostInFailovers: Set<Int64> = []
             if !options.skipFailover {
                 figures += try await failovers(cluster, writer: writer, runs: options.runs, returnService: options.returnService)
+                // What the failovers lost, so that the switchovers' own losses can be told apart.
+                let active = try await waitForNormal(client, PairSample.name, timeout: .seconds(120))
+                let present = try await writer.ids(on: try requireValue(active.activeAddress, "the active's address"))
+                lostInFailovers = Set(await writer.log.acks.map(\.id).filter { !present.contains($0) })
+                figures.append(Figure(name: "lost acknowledged commits over the failovers", value: "\(lostInFailovers.count)",
+                                      target: options.returnService == .twoSafe ? "0" : "report (NO RETURN is asynchronous)"))
             }
             if !options.skipSwitchover { figures += try await switchovers(client, writer: writer, runs: options.switchovers) }
             writing.cancel()
@@ -197,8 +215,13 @@ enum PairBench {
             let acknowledged = await writer.log.acks.map(\.id)
             let lost = acknowledged.filter { !present.contains($0) }
             if !lost.isEmpty { progress("lost acknowledged ids: \(lost.prefix(50).map(String.init).joined(separator: ", "))") }
-            // Asynchronous replication promises nothing for the last commits before a crash.
-            figures.append(Figure(name: "lost acknowledged commits", value: "\(lost.count)",
+            // Asynchronous replication promises nothing for the last commits before a crash; a
+            // switchover loses nothing in either mode.
+            if !options.skipSwitchover {
+                figures.append(Figure(name: "lost acknowledged commits over the switchovers",
+                                      value: "\(lost.filter { !lostInFailovers.contains($0) }.count)", target: "0"))
+            }
+            figures.append(Figure(name: "lost acknowledged commits in all", value: "\(lost.count)",
                                   target: options.returnService == .twoSafe ? "0" : "report (NO RETURN is asynchronous)"))
             figures.append(Figure(name: "acknowledged commits in total", value: "\(acknowledged.count) (rows on the final active: \(present.count))"))
             return figures
@@ -302,7 +325,8 @@ enum PairBench {
         var noCommit = 0
         let phaseStart = ContinuousClock.now
         for run in 0..<runs {
-            let before = try await waitForNormal(client, PairSample.name, timeout: .seconds(300))
+            // Normal with both pods Healthy: a standby still catching up would see it refused.
+            let before = try await waitForNormal(client, PairSample.name, timeout: .seconds(300)) { $0.bothHealthy }
             let normal = ContinuousClock.now
             let active = try requireValue(before.active, "the active pod")
             let other = try requireValue(before.otherPod, "the standby pod")
@@ -454,6 +478,8 @@ enum PairBench {
 /// What the pair's status says: its state, the active pod and each pod's IP.
 struct PairView {
     let state: String?
+    /// Both pods' own states are Healthy (a switchover is refused otherwise).
+    let bothHealthy: Bool
     let active: String?
     let otherPod: String?
     let activeAddress: String?
@@ -465,7 +491,8 @@ struct PairView {
         let active = status.activePods.flatMap { pods.contains($0) ? $0 : nil }
         let other = active.flatMap { active in pods.first { $0 != active } }
         func address(_ pod: String?) -> String? { pod.flatMap { status[pod: $0]?.podStatus.podIP } }
-        return PairView(state: status.highLevelState, active: active, otherPod: other,
+        let healthy = pods.allSatisfy { status[pod: $0]?.highLevelState == "Healthy" }
+        return PairView(state: status.highLevelState, bothHealthy: healthy, active: active, otherPod: other,
                         activeAddress: address(active), otherAddress: address(other))
     }
 }

@@ -377,7 +377,7 @@ struct ManualActionTests {
         #expect(step.decision == machine)
     }
 
-    @Test("switchover in fencing, active fenced, standby behind: catchup, no actions, poll")
+    @Test("switchover in fencing, active fenced and stopped, standby behind: catchup, a fresh read of the standby, poll")
     func switchoverCatchupWaits() throws {
         let last = F.running(.switchover, phase: "fencing", pod: s1)
         let observation = F.observation(.normal, F.pod(a0, .stoppedFencedActive, lsn: "0/3000148"), F.pod(s1, .standbyHealthy, lsn: "0/3000000"))
@@ -386,7 +386,7 @@ struct ManualActionTests {
         #expect(record.state == ActionState.running)
         #expect(record.phase == "catchup")
         #expect(record.endTime == nil)
-        #expect(step.decision.actions.isEmpty)
+        #expect(step.decision.actions == [.readStatus(pod: s1)])
         #expect(step.pollAfter == ManualActionPlanner.pollInterval)
         // The machine sees a fenced active as Down; the action keeps the pair where it is.
         #expect(machine.state != .normal)
@@ -397,7 +397,7 @@ struct ManualActionTests {
         // Still behind in catchup: nothing recorded anew, still polling.
         let (waiting, _) = F.step(nil, last: record, observation)
         #expect(waiting.record == nil)
-        #expect(waiting.decision.actions.isEmpty)
+        #expect(waiting.decision.actions == [.readStatus(pod: s1)])
         #expect(waiting.pollAfter == ManualActionPlanner.pollInterval)
         // Unknown positions wait too.
         let unknown = F.observation(.normal, F.pod(a0, .stoppedFencedActive), F.pod(s1, .standbyHealthy))
@@ -442,7 +442,7 @@ struct ManualActionTests {
         let observation = F.observation(.normal, F.pod(a0, .fencedActive, lsn: "16/B374D848"), F.pod(s1, .standbyHealthy, lsn: "16/B3000000"))
         // Just before the timeout: waiting.
         let early = F.step(nil, last: F.running(.switchover, phase: "catchup", pod: s1, startedAgo: 29), observation).step
-        #expect(early.record == nil && early.decision.actions.isEmpty)
+        #expect(early.record == nil && early.decision.actions == [.readStatus(pod: s1)])
 
         let last = F.running(.switchover, phase: "catchup", pod: s1, id: "sw-3", startedAgo: 30)
         let (step, _) = F.step(nil, last: last, observation)

@@ -332,7 +332,8 @@ public enum ManualActionPlanner {
             step.decision.events.append(PairEvent(.warning, reason: PairEvent.Reason.taskFailed, "switchover \(record.id) failed: \(why)"))
             return step
         }
-        step.decision = drive(o, machine, actions: [])
+        // The stream reports the standby's position only at the agent's interval: read it now.
+        step.decision = drive(o, machine, actions: o.standby.reachableStatus == nil ? [] : [.readStatus(pod: o.standby.name)])
         step.pollAfter = pollInterval
         return step
     }

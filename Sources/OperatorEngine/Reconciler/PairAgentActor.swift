@@ -54,7 +54,10 @@ public struct PairAgentActor: Sendable {
             do {
                 try await perform(action, context: context)
                 EngineMetrics.agentRequest(action, since: started)
-                logger.info("\(action): done in \(ContinuousClock.now - started)", metadata: ["pair": "\(context.pair.key)"])
+                // A catchup reads statuses every few milliseconds: not worth a line each.
+                if case .readStatus = action {} else {
+                    logger.info("\(action): done in \(ContinuousClock.now - started)", metadata: ["pair": "\(context.pair.key)"])
+                }
             } catch {
                 EngineMetrics.agentRequest(action, since: started)
                 logger.warning("\(error)", metadata: ["pair": "\(context.pair.key)"])
@@ -94,6 +97,13 @@ public struct PairAgentActor: Sendable {
             try await duplicate(pod, from: from, rewind: false, action: action, agent: agent, uid: uid, context: context)
             return
         case .deletePodAndPVCs: return
+        case .readStatus:
+            do {
+                agents.record(try await agent.status(), for: key, uid: uid)
+            } catch {
+                throw Failure(action: action, message: "\(error)", reportable: false)
+            }
+            return
         }
         do {
             let result = try await agent.perform(command)

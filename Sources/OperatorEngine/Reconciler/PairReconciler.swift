@@ -159,9 +159,11 @@ public final class PairReconciler: Sendable {
         kubeActions += decision.events.map { event in
             .event(PlannedEvent(event.kind == .warning ? .warning : .normal, event.reason, event.message))
         }
+        // Readiness and status reads change no database: no log line, no immediate re-decision
+        // (a catchup paces its reads with pollAfter).
         let readinessOnly = decision.actions.allSatisfy { action in
             switch action {
-            case .setActive, .clearActive: true
+            case .setActive, .clearActive, .readStatus: true
             default: false
             }
         }

@@ -220,11 +220,16 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
     case clearActive(pod: String)
     /// deleteDbOnNotReadyNode: delete the pod and its PVCs so that it comes back on a healthy node.
     case deletePodAndPVCs(pod: String)
+    /// `GET /v1/status`: a fresh reading of the pod's status, for a step that waits on a
+    /// position which the status stream reports only at the agent's interval (a switchover's
+    /// catchup). Changes nothing.
+    case readStatus(pod: String)
 
     public var pod: String {
         switch self {
         case .createDb(let pod), .createRepScheme(let pod, _), .createRepEpilog(let pod), .fence(let pod), .fenceAndStop(let pod), .promote(let pod),
-             .duplicate(let pod, _), .copyWhole(let pod, _), .setActive(let pod), .clearActive(let pod), .deletePodAndPVCs(let pod):
+             .duplicate(let pod, _), .copyWhole(let pod, _), .setActive(let pod), .clearActive(let pod), .deletePodAndPVCs(let pod),
+             .readStatus(let pod):
             pod
         }
     }
@@ -240,7 +245,7 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
         case .duplicate, .copyWhole: "repDuplicate"
         case .setActive: "setActive"
         case .clearActive: "clearActive"
-        case .deletePodAndPVCs: nil
+        case .deletePodAndPVCs, .readStatus: nil
         }
     }
 
@@ -258,6 +263,7 @@ public enum PairAction: Sendable, Equatable, CustomStringConvertible {
         case .copyWhole(let pod, let from): "repDuplicate \(pod) from \(from) (a whole copy)"
         case .createRepScheme(let pod, let twoSafe): "createRepScheme \(pod)\(twoSafe ? " (RETURN TWOSAFE)" : "")"
         case .deletePodAndPVCs(let pod): "delete pod \(pod) and its PVCs"
+        case .readStatus(let pod): "read the status of \(pod)"
         default: "\(verb ?? "") \(pod)"
         }
     }
