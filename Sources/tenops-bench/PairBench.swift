@@ -200,9 +200,12 @@ enum PairBench {
             if !options.skipFailover {
                 figures += try await failovers(cluster, writer: writer, runs: options.runs, returnService: options.returnService)
                 // What the failovers lost, so that the switchovers' own losses can be told apart.
+                // The acknowledgements first: the writer goes on, and what it commits after the
+                // read below would look lost.
+                let acknowledged = await writer.log.acks.map(\.id)
                 let active = try await waitForNormal(client, PairSample.name, timeout: .seconds(120))
                 let present = try await writer.ids(on: try requireValue(active.activeAddress, "the active's address"))
-                lostInFailovers = Set(await writer.log.acks.map(\.id).filter { !present.contains($0) })
+                lostInFailovers = Set(acknowledged.filter { !present.contains($0) })
                 figures.append(Figure(name: "lost acknowledged commits over the failovers", value: "\(lostInFailovers.count)",
                                       target: options.returnService == .twoSafe ? "0" : "report (NO RETURN is asynchronous)"))
             }
