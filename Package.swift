@@ -83,7 +83,11 @@ let package = Package(
             swiftSettings: strict
         ),
         // The ncurses operations console.
-        .target(name: "Console", dependencies: ["OperatorEngine", "KubeAPI", "CNcurses"], swiftSettings: strict),
+        .target(
+            name: "Console",
+            dependencies: ["OperatorEngine", "KubeAPI", "CNcurses", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
 
         .executableTarget(
             name: "tenops",

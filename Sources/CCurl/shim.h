@@ -3,6 +3,11 @@
 #ifndef TENOPS_CCURL_SHIM_H
 #define TENOPS_CCURL_SHIM_H
 #include <curl/curl.h>
+#ifdef __linux__
+// The transport's I/O thread waits on curl's sockets with epoll (see CurlMultiLoop).
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#endif
 
 static inline CURLcode tenops_curl_easy_setopt_long(CURL *h, CURLoption o, long v) { return curl_easy_setopt(h, o, v); }
 static inline CURLcode tenops_curl_easy_setopt_ptr(CURL *h, CURLoption o, void *v) { return curl_easy_setopt(h, o, v); }
@@ -17,4 +22,8 @@ static inline CURLcode tenops_curl_easy_setopt_data_callback(CURL *h, CURLoption
 static inline CURLcode tenops_curl_easy_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode tenops_curl_easy_getinfo_ptr(CURL *h, CURLINFO i, void **v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLMcode tenops_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
+static inline CURLMcode tenops_curl_multi_setopt_ptr(CURLM *m, CURLMoption o, void *v) { return curl_multi_setopt(m, o, v); }
+static inline CURLMcode tenops_curl_multi_setopt_socket_callback(CURLM *m, curl_socket_callback f) { return curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, f); }
+static inline CURLMcode tenops_curl_multi_setopt_timer_callback(CURLM *m, curl_multi_timer_callback f) { return curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, f); }
+static inline curl_socket_t tenops_curl_socket_timeout(void) { return CURL_SOCKET_TIMEOUT; }
 #endif

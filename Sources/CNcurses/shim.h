@@ -6,4 +6,9 @@
 #endif
 #include <locale.h>
 #include <ncursesw/curses.h>
+
+// curses' globals, read through functions: Swift 6 refuses to touch a C global variable from
+// code it cannot prove single-threaded; the console reads them on its terminal thread only.
+static inline WINDOW *tenops_stdscr(void) { return stdscr; }
+static inline int tenops_colors(void) { return COLORS; }
 #endif

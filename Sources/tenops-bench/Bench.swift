@@ -10,6 +10,9 @@ enum Bench {
         ("agent", AgentBench.run),
         ("node", NodeBench.run),
         ("pair", PairBench.run),
+        ("console", ConsoleBench.run),
+        ("scale", ScaleBench.run),
+        ("takeover", TakeoverBench.run),
     ]
 
     /// The options after the benchmark names (`tenops-bench pair --runs 5`); each benchmark

@@ -42,6 +42,12 @@ public struct ConsoleState: Sendable, Equatable {
     /// A one-line message in the footer (`namespace switched`, an error), until the next key.
     public var flash: Flash?
     public var quitting = false
+    /// The pair table's scroll position (first row shown); the views move it only as far as
+    /// needed to keep the selected row on screen.
+    public var tableOffset = 0
+    /// The screen's size as the last `.resize` key said, for paging and mouse clicks.
+    public var screenWidth = 80
+    public var screenHeight = 24
 
     public init() {}
 }
@@ -107,6 +113,9 @@ public struct ActionDialog: Sendable, Equatable {
     /// What is typed so far, for a destructive action.
     public var typed = ""
     public var phase: Phase = .confirming
+    /// Enter was accepted and `.submit` emitted; the runtime has not set `.submitted` yet.
+    /// A second Enter must not submit the action twice.
+    public var requested = false
 
     public init(action: ConsoleAction, pair: PairKey) {
         self.action = action

@@ -50,6 +50,8 @@ public final class LeaderElector: Sendable {
         var observation: Observation?
         var leading = false
         var holderHandlers: [@Sendable (String?) -> Void] = []
+        /// The Lease as this replica last wrote it, for the leader's renewals.
+        var written: Lease?
     }
     private let state = Mutex(State())
 
@@ -98,7 +100,27 @@ public final class LeaderElector: Sendable {
     }
 
     /// One attempt to take or renew the lease. Returns true when this replica holds it.
+    ///
+    /// A leader whose lease is still valid renews from the copy it last wrote, without reading
+    /// the Lease first (client-go's fast path): the write carries that copy's resourceVersion,
+    /// so it fails if anyone else wrote since, and the attempt then reads the Lease as a
+    /// contender does.
     public func tryAcquireOrRenew(now: Date = Date()) async -> Bool {
+        if let written = state.withLock({ $0.leading ? $0.written : nil }), !observedExpired() {
+            var renewed = written
+            var record = newRecord(now: now, transitions: written.spec.leaseTransitions ?? 0)
+            record.acquireTime = written.spec.acquireTime
+            renewed.spec = record
+            do {
+                let stored = try await client.update(renewed)
+                observe(holder: config.identity, renewTime: stored.spec.json["renewTime"]?.stringValue, duration: config.leaseDuration)
+                state.withLock { $0.written = stored }
+                setLeading(true)
+                return true
+            } catch {
+                logger.debug("lease renewal from the last written copy failed; reading the lease", metadata: ["error": "\(error)"])
+            }
+        }
         do {
             let lease: Lease
             do {
@@ -106,8 +128,9 @@ public final class LeaderElector: Sendable {
             } catch .notFound {
                 var fresh = Lease(name: config.leaseName, namespace: config.namespace)
                 fresh.spec = newRecord(now: now, transitions: 0)
-                _ = try await client.create(fresh)
+                let stored = try await client.create(fresh)
                 observe(holder: config.identity, renewTime: fresh.spec.json["renewTime"]?.stringValue, duration: config.leaseDuration)
+                state.withLock { $0.written = stored }
                 setLeading(true)
                 return true
             }
@@ -130,6 +153,7 @@ public final class LeaderElector: Sendable {
             updated.spec = record
             let written = try await client.update(updated)
             observe(holder: config.identity, renewTime: written.spec.json["renewTime"]?.stringValue, duration: config.leaseDuration)
+            state.withLock { $0.written = written }
             setLeading(true)
             return true
         } catch {
@@ -212,7 +236,12 @@ public final class LeaderElector: Sendable {
         }
     }
 
-    private func setLeading(_ leading: Bool) { state.withLock { $0.leading = leading } }
+    private func setLeading(_ leading: Bool) {
+        state.withLock { state in
+            state.leading = leading
+            if !leading { state.written = nil }
+        }
+    }
 
     private func jittered(_ duration: Duration) -> Duration {
         .seconds(fraction: duration.inSeconds * Double.random(in: 1.0...1.2))

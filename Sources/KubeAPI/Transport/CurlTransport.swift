@@ -2,6 +2,10 @@ import CCurl
 import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// HTTP over libcurl, driven by one dedicated I/O thread through curl_multi.
 ///
 /// No libcurl call runs on Swift's cooperative thread pool: callers enqueue a transfer and
@@ -318,6 +322,12 @@ enum CurlGlobal {
 }
 
 /// The I/O thread and its multi handle.
+///
+/// On Linux the thread drives libcurl's event interface: curl names the sockets to watch (the
+/// socket callback) and when to call back (the timer callback), epoll reports the sockets that
+/// are ready, and only their transfers run. `curl_multi_perform`, used elsewhere, runs every
+/// transfer at each wakeup and polls each idle one's socket: with thousands of open streams (an
+/// operator watching every pod's agent, each stream with its idle timer) that alone takes a core.
 final class CurlMultiLoop: @unchecked Sendable {
     private struct Pending {
         var toAdd: [Transfer] = []
@@ -330,12 +340,35 @@ final class CurlMultiLoop: @unchecked Sendable {
     private var active: [UnsafeMutableRawPointer: Transfer] = [:]
     /// Transfers cancelled before their submission reached the I/O thread. I/O thread only.
     private var cancelledEarly: [ObjectIdentifier: Transfer] = [:]
+    #if os(Linux)
+    /// The epoll instance and the eventfd that wakes it; nil when either could not be made
+    /// (the loop then polls through curl).
+    private let events: (epoll: Int32, wake: Int32)?
+    /// Sockets registered with epoll. I/O thread only.
+    private var watched: Set<Int32> = []
+    /// When curl wants `CURL_SOCKET_TIMEOUT`; nil: no timer. I/O thread only.
+    private var timerDeadline: ContinuousClock.Instant?
+    #endif
 
     init() {
         CurlGlobal.initialize()
         multi = curl_multi_init()
         _ = tenops_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
         _ = tenops_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 64)
+        #if os(Linux)
+        let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        let wake = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        var registration = epoll_event()
+        registration.events = EPOLLIN.rawValue
+        registration.data.fd = wake
+        if epoll >= 0, wake >= 0, epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &registration) == 0 {
+            events = (epoll, wake)
+        } else {
+            if epoll >= 0 { close(epoll) }
+            if wake >= 0 { close(wake) }
+            events = nil
+        }
+        #endif
         let thread = Thread { [self] in run() }
         thread.name = "tenops-curl-io"
         thread.start()
@@ -343,58 +376,162 @@ final class CurlMultiLoop: @unchecked Sendable {
 
     func submit(_ transfer: Transfer) {
         pending.withLock { $0.toAdd.append(transfer) }
-        curl_multi_wakeup(multi)
+        wake()
     }
 
     func cancel(_ transfer: Transfer) {
         pending.withLock { $0.toCancel.append(transfer) }
+        wake()
+    }
+
+    private func wake() {
+        #if os(Linux)
+        if let events {
+            var one: UInt64 = 1
+            _ = write(events.wake, &one, MemoryLayout<UInt64>.size)
+            return
+        }
+        #endif
         curl_multi_wakeup(multi)
     }
 
     private func run() {
+        #if os(Linux)
+        if let events {
+            let context = Unmanaged.passUnretained(self).toOpaque()
+            _ = tenops_curl_multi_setopt_socket_callback(multi, curlSocketCallback)
+            _ = tenops_curl_multi_setopt_ptr(multi, CURLMOPT_SOCKETDATA, context)
+            _ = tenops_curl_multi_setopt_timer_callback(multi, curlTimerCallback)
+            _ = tenops_curl_multi_setopt_ptr(multi, CURLMOPT_TIMERDATA, context)
+            runEvents(epoll: events.epoll, wake: events.wake)
+        }
+        #endif
         var running: Int32 = 0
         while true {
-            let work = pending.withLock { state -> Pending in
-                let taken = state
-                state = Pending()
-                return taken
-            }
-            for transfer in work.toAdd where !transfer.finished {
-                // Cancelled before it was handed over: fail it now that its callbacks are set.
-                if cancelledEarly.removeValue(forKey: ObjectIdentifier(transfer)) != nil {
-                    transfer.fail(.cancelled)
-                    continue
-                }
-                let code = curl_multi_add_handle(multi, transfer.easy)
-                if code == CURLM_OK {
-                    active[transfer.easy] = transfer
-                } else {
-                    transfer.fail(.transport("curl_multi_add_handle: \(String(cString: curl_multi_strerror(code)))"))
-                }
-            }
-            for transfer in work.toCancel where !transfer.finished {
-                if active.removeValue(forKey: transfer.easy) != nil {
-                    curl_multi_remove_handle(multi, transfer.easy)
-                    transfer.fail(.cancelled)
-                } else {
-                    // Its submission has not arrived yet (a Task cancelled before it started):
-                    // the transfer's callbacks may not be set, so it is failed on arrival.
-                    cancelledEarly[ObjectIdentifier(transfer)] = transfer
-                }
-            }
+            takePending()
             curl_multi_perform(multi, &running)
-            var remaining: Int32 = 0
-            while let message = curl_multi_info_read(multi, &remaining) {
-                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
-                let code = message.pointee.data.result
-                let key = easy
-                if let transfer = active.removeValue(forKey: key) {
-                    curl_multi_remove_handle(multi, easy)
-                    transfer.finish(code: code)
-                }
-            }
+            readCompletions()
             var ready: Int32 = 0
             curl_multi_poll(multi, nil, 0, 1000, &ready)
         }
     }
+
+    /// Hands new transfers to curl and takes cancelled ones from it.
+    private func takePending() {
+        let work = pending.withLock { state -> Pending in
+            let taken = state
+            state = Pending()
+            return taken
+        }
+        for transfer in work.toAdd where !transfer.finished {
+            // Cancelled before it was handed over: fail it now that its callbacks are set.
+            if cancelledEarly.removeValue(forKey: ObjectIdentifier(transfer)) != nil {
+                transfer.fail(.cancelled)
+                continue
+            }
+            let code = curl_multi_add_handle(multi, transfer.easy)
+            if code == CURLM_OK {
+                active[transfer.easy] = transfer
+            } else {
+                transfer.fail(.transport("curl_multi_add_handle: \(String(cString: curl_multi_strerror(code)))"))
+            }
+        }
+        for transfer in work.toCancel where !transfer.finished {
+            if active.removeValue(forKey: transfer.easy) != nil {
+                curl_multi_remove_handle(multi, transfer.easy)
+                transfer.fail(.cancelled)
+            } else {
+                // Its submission has not arrived yet (a Task cancelled before it started):
+                // the transfer's callbacks may not be set, so it is failed on arrival.
+                cancelledEarly[ObjectIdentifier(transfer)] = transfer
+            }
+        }
+    }
+
+    /// Finishes the transfers curl is done with.
+    private func readCompletions() {
+        var remaining: Int32 = 0
+        while let message = curl_multi_info_read(multi, &remaining) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+            let code = message.pointee.data.result
+            if let transfer = active.removeValue(forKey: easy) {
+                curl_multi_remove_handle(multi, easy)
+                transfer.finish(code: code)
+            }
+        }
+    }
+
+    #if os(Linux)
+    private func runEvents(epoll: Int32, wake: Int32) -> Never {
+        var running: Int32 = 0
+        var ready = [epoll_event](repeating: epoll_event(), count: 256)
+        while true {
+            takePending()
+            // Adding a transfer sets a timer of 0: it starts at the timeout below, at once.
+            var timeout: Int32 = 1000
+            if let deadline = timerDeadline {
+                let left = ContinuousClock.now.duration(to: deadline)
+                timeout = left <= .zero ? 0 : Int32(min(1000, (left.inSeconds * 1000).rounded(.up)))
+            }
+            let count = epoll_wait(epoll, &ready, Int32(ready.count), timeout)
+            for index in 0..<max(0, Int(count)) {
+                let event = ready[index]
+                let socket = event.data.fd
+                if socket == wake {
+                    var value: UInt64 = 0
+                    _ = read(wake, &value, MemoryLayout<UInt64>.size)
+                    continue
+                }
+                var flags: Int32 = 0
+                if event.events & EPOLLIN.rawValue != 0 { flags |= CURL_CSELECT_IN }
+                if event.events & EPOLLOUT.rawValue != 0 { flags |= CURL_CSELECT_OUT }
+                if event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { flags |= CURL_CSELECT_ERR }
+                curl_multi_socket_action(multi, socket, flags, &running)
+            }
+            if let deadline = timerDeadline, ContinuousClock.now >= deadline {
+                timerDeadline = nil  // curl sets the next one from within the call
+                curl_multi_socket_action(multi, tenops_curl_socket_timeout(), 0, &running)
+            }
+            readCompletions()
+        }
+    }
+
+    /// curl's socket callback: what to watch on `socket` (CURL_POLL_IN, OUT, INOUT), or to stop
+    /// watching it (CURL_POLL_REMOVE, before curl closes it).
+    fileprivate func watch(_ socket: Int32, what: Int32) {
+        guard let epoll = events?.epoll else { return }
+        guard what == CURL_POLL_IN || what == CURL_POLL_OUT || what == CURL_POLL_INOUT else {
+            if watched.remove(socket) != nil { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, socket, nil) }
+            return
+        }
+        var event = epoll_event()
+        event.events = (what & CURL_POLL_IN != 0 ? EPOLLIN.rawValue : 0) | (what & CURL_POLL_OUT != 0 ? EPOLLOUT.rawValue : 0)
+        event.data.fd = socket
+        // A closed socket leaves epoll by itself, and its number may come back for another.
+        if watched.insert(socket).inserted {
+            if epoll_ctl(epoll, EPOLL_CTL_ADD, socket, &event) != 0, errno == EEXIST { _ = epoll_ctl(epoll, EPOLL_CTL_MOD, socket, &event) }
+        } else if epoll_ctl(epoll, EPOLL_CTL_MOD, socket, &event) != 0, errno == ENOENT {
+            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, socket, &event)
+        }
+    }
+
+    /// curl's timer callback: call back after `milliseconds` (0: at once), or never (-1).
+    fileprivate func setTimer(_ milliseconds: Int) {
+        timerDeadline = milliseconds < 0 ? nil : .now + .milliseconds(milliseconds)
+    }
+    #endif
 }
+
+#if os(Linux)
+private let curlSocketCallback: curl_socket_callback = { _, socket, what, context, _ in
+    guard let context else { return 0 }
+    Unmanaged<CurlMultiLoop>.fromOpaque(context).takeUnretainedValue().watch(socket, what: what)
+    return 0
+}
+
+private let curlTimerCallback: curl_multi_timer_callback = { _, milliseconds, context in
+    guard let context else { return 0 }
+    Unmanaged<CurlMultiLoop>.fromOpaque(context).takeUnretainedValue().setTimer(milliseconds)
+    return 0
+}
+#endif

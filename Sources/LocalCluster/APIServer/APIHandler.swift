@@ -16,6 +16,8 @@ final class APIHandler: Sendable {
     let serverAddress: String
     let logSource: (any PodLogSource)?
     let bookmarkInterval: Duration
+    /// Every request answered, for `/metrics`.
+    let requests = RequestCounter()
 
     init(storage: APIStorage, registry: ResourceRegistry, serverAddress: String, logSource: (any PodLogSource)?,
          bookmarkInterval: Duration = .seconds(10)) throws {
@@ -45,13 +47,16 @@ final class APIHandler: Sendable {
     }
 
     func handle(_ request: APIRequest) async -> APIResponse {
+        let response: APIResponse
         do {
-            return try await route(request)
+            response = try await route(request)
         } catch let error as APIError {
-            return .json(error.code, error.body)
+            response = .json(error.code, error.body)
         } catch {
-            return .json(500, APIError(code: 500, reason: "InternalError", message: "\(error)").body)
+            response = .json(500, APIError(code: 500, reason: "InternalError", message: "\(error)").body)
         }
+        requests.record(RequestKind(request, code: response.statusCode))
+        return response
     }
 
     private func route(_ request: APIRequest) async throws -> APIResponse {
@@ -61,6 +66,12 @@ final class APIHandler: Sendable {
         switch path {
         case .version: return .json(200, Discovery.version())
         case .health: return .text(200, "ok", contentType: "text/plain")
+        case .metrics:
+            // Who calls whom is for the cluster's administrators only, as with kube-apiserver's RBAC default.
+            guard request.user.groups.contains("system:masters") else {
+                throw APIError(code: 403, reason: "Forbidden", message: "forbidden: User \"\(request.user.name)\" cannot get path \"/metrics\"")
+            }
+            return .text(200, requests.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case .coreVersions: return .json(200, Discovery.coreVersions(serverAddress: serverAddress))
         case .groups: return .json(200, Discovery.groupList(registry))
         case .group(let name):

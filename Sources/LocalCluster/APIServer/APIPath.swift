@@ -5,6 +5,8 @@ import KubeAPI
 enum APIPath: Equatable, Sendable {
     case version
     case health(String)
+    /// `/metrics`: the request counters, in Prometheus' text format.
+    case metrics
     case coreVersions                       // /api
     case groups                             // /apis
     case group(String)                      // /apis/GROUP
@@ -32,6 +34,7 @@ enum APIPath: Equatable, Sendable {
         switch segments.first {
         case "version": return segments.count == 1 ? .version : nil
         case "healthz", "readyz", "livez": return .health(segments[0])
+        case "metrics": return segments.count == 1 ? .metrics : nil
         case "openapi":
             if segments.count == 2, segments[1] == "v2" { return .openAPIv2 }
             if segments.count == 2, segments[1] == "v3" { return .openAPIv3Index }

@@ -1,6 +1,7 @@
 import Foundation
 import KubeAPI
 import PKI
+import Synchronization
 
 /// A problem with a pair's certificates or their Secrets, with the Secret it concerns.
 public struct PairCertificateError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -38,6 +39,9 @@ public struct PairCertificates: Sendable {
 
     public let names: PairNames
     public let authority: CertificateAuthority
+    /// The uid and resourceVersion of the `NAME-ca` Secret this CA was read from; nil for a
+    /// new CA, or one read from a Secret that has neither.
+    var caSecretVersion: String?
 
     public init(names: PairNames, authority: CertificateAuthority) {
         self.names = names
@@ -58,6 +62,12 @@ public struct PairCertificates: Sendable {
                 throw PairCertificateError(secret: names.caSecret, message: "cannot create the pair CA: \(error)")
             }
         }
+        // Every reconcile reads the CA; OpenSSL parses a PEM key in about a millisecond, so a
+        // Secret that has not changed since it was last read is not parsed again.
+        let version = ParsedSecretCache.version(of: caSecret)
+        if let version, let cached = ParsedSecretCache.authorities.value(for: caSecret, version: version) {
+            return (cached, false)
+        }
         let data = caSecret.data
         func text(_ key: String) throws(PairCertificateError) -> String {
             guard let bytes = data[key], !bytes.isEmpty else {
@@ -71,7 +81,10 @@ public struct PairCertificates: Sendable {
         let certificate = try text(caCertificateKey)
         let key = try text(caKeyKey)
         do {
-            return (PairCertificates(names: names, authority: try CertificateAuthority(certificatePEM: certificate, privateKeyPEM: key)), false)
+            var loaded = PairCertificates(names: names, authority: try CertificateAuthority(certificatePEM: certificate, privateKeyPEM: key))
+            loaded.caSecretVersion = version
+            if let version { ParsedSecretCache.authorities.store(loaded, for: caSecret, version: version) }
+            return (loaded, false)
         } catch {
             throw PairCertificateError(secret: names.caSecret, message: "does not hold a usable CA: \(error)")
         }
@@ -149,13 +162,40 @@ public struct PairCertificates: Sendable {
     /// this CA's certificate, and a serverAuth-only certificate from this CA for every name in
     /// `agentDNSNames`, not within `renewBefore` of its end, with the key that belongs to it.
     public func agentTLSProblems(_ secret: Secret, now: Date = Date()) -> [String] {
+        // Parsed once per version of both Secrets; only the expiry depends on `now`.
+        let version = caSecretVersion.flatMap { ca in ParsedSecretCache.version(of: secret).map { "\($0) ca \(ca)" } }
+        if let version, let cached = ParsedSecretCache.agentChecks.value(for: secret, version: version) {
+            return cached.problems(now: now)
+        }
+        let check = agentTLSCheck(secret)
+        if let version { ParsedSecretCache.agentChecks.store(check, for: secret, version: version) }
+        return check.problems(now: now)
+    }
+
+    /// What `agentTLSProblems` finds, its expiry left for the time of asking.
+    struct AgentTLSCheck: Sendable {
+        var before: [String]
+        /// The certificate's end; nil when there is no certificate (and nothing after it).
+        var notAfter: Date?
+        var after: [String]
+
+        func problems(now: Date) -> [String] {
+            var problems = before
+            if let notAfter, notAfter.timeIntervalSince(now) < PairCertificates.renewBefore {
+                problems.append("\(PairCertificates.certificateKey) expires at \(KubeTime.format(notAfter))")
+            }
+            return problems + after
+        }
+    }
+
+    func agentTLSCheck(_ secret: Secret) -> AgentTLSCheck {
         let data = secret.data
         func text(_ key: String) -> String? { data[key].flatMap { String(data: $0, encoding: .utf8) } }
         var problems: [String] = []
         let caPEM = try? authority.certificate.pem
         if text(Self.caCertificateKey) != caPEM { problems.append("\(Self.caCertificateKey) is not the pair CA's certificate") }
         guard let certificatePEM = text(Self.certificateKey), let certificate = try? Certificate(pem: certificatePEM) else {
-            return problems + ["\(Self.certificateKey) is missing or not a certificate"]
+            return AgentTLSCheck(before: problems + ["\(Self.certificateKey) is missing or not a certificate"], notAfter: nil, after: [])
         }
         do { try authority.verify(certificate, for: .serverAuth) } catch {
             problems.append("\(Self.certificateKey) does not verify against the pair CA: \(error)")
@@ -163,11 +203,43 @@ public struct PairCertificates: Sendable {
         if certificate.extendedKeyUsages != [.serverAuth] { problems.append("\(Self.certificateKey) is not for serverAuth only") }
         let missing = Self.agentDNSNames(names).filter { !certificate.dnsNames.contains($0) }
         if !missing.isEmpty { problems.append("\(Self.certificateKey) lacks the names \(missing.joined(separator: ", "))") }
-        if certificate.notAfter.timeIntervalSince(now) < Self.renewBefore {
-            problems.append("\(Self.certificateKey) expires at \(KubeTime.format(certificate.notAfter))")
-        }
         let key = text(Self.keyKey).flatMap { try? PrivateKey(pem: $0) }
-        if key.map(certificate.matches) != true { problems.append("\(Self.keyKey) is missing or does not belong to \(Self.certificateKey)") }
-        return problems
+        let keyProblems = key.map(certificate.matches) == true ? [] : ["\(Self.keyKey) is missing or does not belong to \(Self.certificateKey)"]
+        return AgentTLSCheck(before: problems, notAfter: certificate.notAfter, after: keyProblems)
+    }
+}
+
+/// What was parsed out of a pair's Secrets, by Secret and version (uid and resourceVersion, which
+/// change with any change of content). One entry per Secret: a new version replaces the old.
+enum ParsedSecretCache {
+    static let authorities = ParsedSecrets<PairCertificates>()
+    static let agentChecks = ParsedSecrets<PairCertificates.AgentTLSCheck>()
+
+    /// The Secret's version, nil when it has no uid or resourceVersion (not from an API server).
+    static func version(of secret: Secret) -> String? {
+        guard let uid = secret.uid, let resourceVersion = secret.resourceVersion else { return nil }
+        return "\(uid)/\(resourceVersion)"
+    }
+}
+
+/// One kind of parsed value, by Secret; see `ParsedSecretCache`.
+final class ParsedSecrets<Value: Sendable>: Sendable {
+    /// Past this many Secrets (pairs come and go), the cache starts over.
+    static var capacity: Int { 20_000 }
+
+    private let entries = Mutex<[String: (version: String, value: Value)]>([:])
+
+    func value(for secret: Secret, version: String) -> Value? {
+        entries.withLock { entries in
+            guard let entry = entries[secret.key.description], entry.version == version else { return nil }
+            return entry.value
+        }
+    }
+
+    func store(_ value: Value, for secret: Secret, version: String) {
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries = [:] }
+            entries[secret.key.description] = (version, value)
+        }
     }
 }

@@ -27,7 +27,10 @@ public final class PairObserver: Sendable {
         services = Informer(client: client, namespace: namespace, logger: logger)
         secrets = Informer(client: client, namespace: namespace, labelSelector: Self.managedSelector, logger: logger)
         pods = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector, logger: logger)
-        claims = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector, logger: logger)
+        // By pair: a reconcile reads its pair's two claims, not every claim of the namespace.
+        claims = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector,
+                          indexers: [Self.pairIndex: { claim in claim.metadata.labels[Self.pairSelector].map { [Self.pairIndexValue(claim.namespace, $0)] } ?? [] }],
+                          logger: logger)
         nodes = Informer(client: client, logger: logger)
     }
 
@@ -71,11 +74,13 @@ public final class PairObserver: Sendable {
                 snapshot.nodes[nodeName] = node
             }
         }
-        snapshot.claims = claims.store.list(namespace: namespace)
-            .filter { $0.metadata.labels["tenops.io/pair"] == names.name }
-            .sorted { $0.name < $1.name }
+        snapshot.claims = claims.store.byIndex(Self.pairIndex, Self.pairIndexValue(namespace, names.name)).sorted { $0.name < $1.name }
         return snapshot
     }
+
+    /// The claims' index by pair, and its value: `NAMESPACE/PAIR`.
+    static let pairIndex = "pair"
+    static func pairIndexValue(_ namespace: String?, _ pair: String) -> String { "\(namespace ?? "default")/\(pair)" }
 
     /// The pair an owned object belongs to: its controller reference to a TimesTenClassic, else
     /// its `tenops.io/pair` label.

@@ -31,8 +31,7 @@ enum ActionSubmitter {
             if error.isNotFound { throw ActionFailed(description: "timestenclassic \(namespace)/\(pair.name) not found") }
             throw error
         }
-        let patch: JSONValue = ["metadata": ["annotations": [.init(stringLiteral: ManualActionRequest.annotation): .string(request.annotationValue)]]]
-        _ = try await client.patch(TimesTenClassic.self, name: pair.name, namespace: namespace, patchType: .merge, patch: patch)
+        _ = try await client.patch(TimesTenClassic.self, name: pair.name, namespace: namespace, patchType: .merge, patch: request.mergePatch)
         print("\(request.verb.rawValue) \(request.id) submitted to \(namespace)/\(pair.name)")
         guard !options.noWait else { return }
         let record = try await follow(request.id, pair: pair.name, namespace: namespace, client: client, timeout: .seconds(options.timeout))
@@ -64,7 +63,7 @@ enum ActionSubmitter {
         throw ActionFailed(description: "no result for action \(id) within \(timeout); it may still run: tenops status \(pair) -n \(namespace)")
     }
 
-    static func newID() -> String { String(UUID().uuidString.lowercased().prefix(8)) }
+    static func newID() -> String { ManualActionRequest.newID() }
 }
 
 struct Switchover: AsyncParsableCommand {
@@ -107,8 +106,8 @@ struct Reexamine: AsyncParsableCommand {
     func run() async throws {
         let config = try pair.kube.clusterConfig()
         let client = KubeClient(config: config)
-        let value = "tenops-\(Int(Date().timeIntervalSince1970))-\(ActionSubmitter.newID())"
-        let patch: JSONValue = ["spec": ["ttspec": ["reexamine": .string(value)]]]
+        let value = EdgeTrigger.freshValue()
+        let patch = EdgeTrigger.reexamine.mergePatch(value: value)
         do {
             _ = try await client.patch(TimesTenClassic.self, name: pair.name, namespace: config.namespace, patchType: .merge, patch: patch)
         } catch {

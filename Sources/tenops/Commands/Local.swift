@@ -1,4 +1,5 @@
 import ArgumentParser
+import Console
 import Dispatch
 import Foundation
 import KubeAPI
@@ -24,9 +25,18 @@ struct Local: AsyncParsableCommand {
     @Option(help: "API server port (0: a free one, remembered across restarts).") var port = 0
 
     @Option(help: "Seconds a node may miss heartbeats before it is NotReady.") var nodeGracePeriod = 40
+    @Option(help: "The console's theme: default, light, high-contrast, monochrome, or NAME.yaml in ./themes.") var theme = "default"
 
     func run() async throws {
         let signals = TerminationSignal.install()
+        // With the console, the terminal is its: every log line goes to DIR/console.log from the start.
+        let console = !headless && ConsoleLaunch.hasTerminal
+        let consoleLog = URL(fileURLWithPath: dir).appendingPathComponent("console.log").standardizedFileURL.path
+        if console {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            FileLogHandler.bootstrap(path: consoleLog, level: .info)
+        }
+        let consoleTheme = console ? try ConsoleLaunch.theme(named: theme) : nil
         let plane = try await LocalControlPlane.start(
             LocalControlPlane.Options(stateDirectory: dir, port: port, nodeMonitorGracePeriod: .seconds(nodeGracePeriod)))
         let kubeconfig = URL(fileURLWithPath: dir).appendingPathComponent("kubeconfig").standardizedFileURL.path
@@ -47,16 +57,46 @@ struct Local: AsyncParsableCommand {
             engine = Task { await PairReconciler(client: engineClient, logger: logger).run() }
             print("tenops local: operator engine running\(noSample ? "" : "; sample pair default/sample: kubectl --kubeconfig \(kubeconfig) get ttc")")
         }
-        if !headless {
-            print("tenops local: the console is not in this build yet (issue #8); running headless. Ctrl-C stops.")
+        if !headless && !console {
+            print("tenops local: no terminal for the console; running headless. Ctrl-C stops.")
         }
         fflush(nil)  // a pipe or log file sees these lines now
-        let signal = await signals.wait()
-        print("tenops local: \(signal), stopping")
+        if let consoleTheme {
+            print("tenops local: opening the console (logs: \(consoleLog)); q quits and stops the cluster")
+            fflush(nil)
+            try await runConsole(kubeconfig: kubeconfig, theme: consoleTheme, logPath: consoleLog, signals: signals)
+            print("tenops local: stopping")
+        } else {
+            let signal = await signals.wait()
+            print("tenops local: \(signal), stopping")
+        }
         fflush(nil)
         engine?.cancel()
         await engine?.value
         await plane.stop()
+    }
+}
+
+extension Local {
+    /// The console on this cluster, as its administrator, until `q` or a signal. The engine runs
+    /// in this process already, so the console neither campaigns nor needs a Lease.
+    func runConsole(kubeconfig: String, theme: Theme, logPath: String, signals: TerminationSignal) async throws {
+        let config = try ClusterConfig.load(kubeconfig: kubeconfig)
+        let runtime = ConsoleRuntime(options: ConsoleRuntime.Options(
+            cluster: ConsoleCluster(client: KubeClient(config: config), context: config.contextName ?? "tenops-local"),
+            connect: { context in
+                let other = try ClusterConfig.load(kubeconfig: kubeconfig, context: context)
+                return ConsoleCluster(client: KubeClient(config: other), context: other.contextName ?? context)
+            },
+            namespace: nil, engineRequested: noEngine ? "observe" : "embedded", engineMode: noEngine ? .observe : .embedded,
+            knownLocal: true, local: ConsoleLaunch.localNodeTraits, theme: theme, themeDirectories: ConsoleLaunch.themeDirectories(),
+            backend: ConsoleLaunch.backendOptions(logPath: logPath)))
+        let stopper = Task {
+            _ = await signals.wait()
+            runtime.quit()
+        }
+        defer { stopper.cancel() }
+        try await runtime.run()
     }
 }
 

@@ -15,14 +15,6 @@ extension ParsableCommand {
     }
 }
 
-struct Console: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Open the operations console on a cluster.")
-    @OptionGroup var kube: KubeOptions
-    @Option(help: "auto, embedded or observe.") var engine = "auto"
-    @Option(help: "Theme name from themes/.") var theme = "default"
-    func run() async throws { try unavailable("console", issue: 8, "the console") }
-}
-
 struct PairArguments: ParsableArguments {
     @OptionGroup var kube: KubeOptions
     @Argument(help: "The TimesTenClassic name.") var name: String

@@ -1,0 +1,208 @@
+/// Writing text into the grid for the views: one column per character always, text cut with an
+/// ellipsis rather than wrapped, and bars drawn from glyphs.
+extension CellGrid {
+    /// Writes `text` from (x, y), at most `width` columns; text that is longer ends in
+    /// `ellipsis`. Characters that are not one column wide (wide CJK, emoji, controls) become
+    /// `?` or a space, so nothing the cluster sends can shift the screen. Returns the column
+    /// after the last character written.
+    @discardableResult
+    mutating func write(
+        _ text: String, x: Int, y: Int, width: Int, role: Role = .text, bold: Bool = false, ellipsis: Character? = nil
+    ) -> Int {
+        guard width > 0, y >= 0, y < height, x < self.width else { return x }
+        let room = min(width, self.width - x)
+        guard room > 0 else { return x }
+        var column = x
+        let end = x + room
+        if TextMeasure.isASCII(text) {
+            let bytes = text.utf8
+            let cut = bytes.count > room
+            let last = cut ? end - 1 : end
+            for byte in bytes {
+                guard column < last else { break }
+                self[column, y] = Cell(TextMeasure.asciiCharacter(byte), role: role, bold: bold)
+                column += 1
+            }
+            if cut, column < end {
+                self[column, y] = Cell(ellipsis ?? TextMeasure.asciiCharacter(bytes[bytes.index(bytes.startIndex, offsetBy: room - 1)]), role: role, bold: bold)
+                column += 1
+            }
+            return column
+        }
+        let count = text.count
+        let cut = count > room
+        let last = cut ? end - 1 : end
+        var written = 0
+        for character in text {
+            guard column < last else { break }
+            self[column, y] = Cell(TextMeasure.oneColumn(character), role: role, bold: bold)
+            column += 1
+            written += 1
+        }
+        if cut, column < end {
+            let fallback = TextMeasure.oneColumn(text[text.index(text.startIndex, offsetBy: written)])
+            self[column, y] = Cell(ellipsis ?? fallback, role: role, bold: bold)
+            column += 1
+        }
+        return column
+    }
+
+    /// A horizontal run of one glyph.
+    mutating func repeatCharacter(_ character: Character, x: Int, y: Int, count: Int, role: Role) {
+        guard y >= 0, y < height, count > 0 else { return }
+        for column in max(0, x)..<min(width, x + count) { self[column, y] = Cell(character, role: role) }
+    }
+
+    /// A progress bar `width` columns wide, `fraction` (0...1) of it full.
+    mutating func bar(x: Int, y: Int, width: Int, fraction: Double, glyphs: Glyphs) {
+        guard width > 0 else { return }
+        let clamped = fraction.isFinite ? min(1, max(0, fraction)) : 0
+        let filled = Int((clamped * Double(width)).rounded(.down))
+        repeatCharacter(glyphs.barFull, x: x, y: y, count: filled, role: .bar)
+        repeatCharacter(glyphs.barEmpty, x: x + filled, y: y, count: width - filled, role: .barEmpty)
+    }
+
+    /// A pane's title line: `── Title ──────`, the title in the title role when the pane has
+    /// the focus.
+    mutating func titleLine(_ title: String, rect: Rect, focused: Bool, glyphs: Glyphs, right: String = "") {
+        guard rect.width > 0, rect.height > 0 else { return }
+        repeatCharacter(glyphs.horizontal, x: rect.x, y: rect.y, count: rect.width, role: .border)
+        guard rect.width > 4 else { return }
+        let start = rect.x + 1
+        var column = write(" \(title) ", x: start, y: rect.y, width: rect.width - 2, role: focused ? .title : .muted, bold: focused,
+                           ellipsis: glyphs.ellipsis)
+        if !right.isEmpty {
+            let rightWidth = TextMeasure.columns(right) + 2
+            let rightX = rect.maxX - 1 - rightWidth
+            if rightX > column + 1 {
+                column = write(" \(right) ", x: rightX, y: rect.y, width: rightWidth, role: .muted)
+            }
+        }
+    }
+
+    /// A box with a border and a title on its top edge; the inside is cleared.
+    mutating func box(_ rect: Rect, title: String, glyphs: Glyphs, role: Role = .border) {
+        guard rect.width >= 2, rect.height >= 2 else {
+            fill(rect)
+            return
+        }
+        fill(rect)
+        repeatCharacter(glyphs.horizontal, x: rect.x + 1, y: rect.y, count: rect.width - 2, role: role)
+        repeatCharacter(glyphs.horizontal, x: rect.x + 1, y: rect.maxY - 1, count: rect.width - 2, role: role)
+        for row in (rect.y + 1)..<(rect.maxY - 1) {
+            self[rect.x, row] = Cell(glyphs.vertical, role: role)
+            self[rect.maxX - 1, row] = Cell(glyphs.vertical, role: role)
+        }
+        self[rect.x, rect.y] = Cell(glyphs.topLeft, role: role)
+        self[rect.maxX - 1, rect.y] = Cell(glyphs.topRight, role: role)
+        self[rect.x, rect.maxY - 1] = Cell(glyphs.bottomLeft, role: role)
+        self[rect.maxX - 1, rect.maxY - 1] = Cell(glyphs.bottomRight, role: role)
+        if !title.isEmpty, rect.width > 6 {
+            write(" \(title) ", x: rect.x + 2, y: rect.y, width: rect.width - 4, role: .title, bold: true, ellipsis: glyphs.ellipsis)
+        }
+    }
+}
+
+/// Column counts and the one-column rule.
+enum TextMeasure {
+    static func isASCII(_ text: String) -> Bool { text.utf8.allSatisfy { $0 < 0x80 } }
+
+    /// Printable ASCII as itself; tabs and other controls as a space.
+    @inline(__always)
+    static func asciiCharacter(_ byte: UInt8) -> Character {
+        byte >= 0x20 && byte < 0x7F ? Character(Unicode.Scalar(byte)) : " "
+    }
+
+    /// The columns `text` takes once written: one per character.
+    static func columns(_ text: String) -> Int { isASCII(text) ? text.utf8.count : text.count }
+
+    /// Characters known to take one column stay; anything else (wide, combining, emoji,
+    /// controls) becomes `?` or, for controls, a space.
+    static func oneColumn(_ character: Character) -> Character {
+        if let ascii = character.asciiValue { return asciiCharacter(ascii) }
+        let scalars = character.unicodeScalars
+        guard scalars.count == 1, let scalar = scalars.first else { return "?" }
+        switch scalar.value {
+        case 0x80..<0xA0: return " "
+        case 0xA0...0x24F, 0x370...0x3FF, 0x400...0x4FF, 0x2010...0x2027, 0x2030...0x205E, 0x2190...0x21FF,
+            0x2500...0x259F:
+            return character
+        default: return "?"
+        }
+    }
+
+    /// Cuts `text` to `width` columns, ending in the ellipsis when something was cut.
+    static func fit(_ text: String, _ width: Int, ellipsis: Character) -> String {
+        guard width > 0 else { return "" }
+        guard columns(text) > width else { return text }
+        return String(text.prefix(width - 1)) + String(ellipsis)
+    }
+
+    /// Pads `text` with spaces to `width` columns, or cuts it.
+    static func pad(_ text: String, _ width: Int, ellipsis: Character) -> String {
+        let count = columns(text)
+        if count > width { return fit(text, width, ellipsis: ellipsis) }
+        return text + String(repeating: " ", count: width - count)
+    }
+
+    /// Case-insensitive (ASCII) substring test on UTF-8 bytes: the table filter runs it on
+    /// every row at every render, so it allocates nothing.
+    static func contains(_ haystack: String, lowercasedNeedle needle: [UInt8]) -> Bool {
+        if needle.isEmpty { return true }
+        var haystack = haystack
+        return haystack.withUTF8 { bytes in
+            let n = needle.count
+            guard bytes.count >= n else { return false }
+            var start = 0
+            while start + n <= bytes.count {
+                var index = 0
+                while index < n && lower(bytes[start + index]) == needle[index] { index += 1 }
+                if index == n { return true }
+                start += 1
+            }
+            return false
+        }
+    }
+
+    /// Every column where `needle` starts in `line` (case-insensitive ASCII), for highlights.
+    static func matches(in line: String, lowercasedNeedle needle: [UInt8]) -> [Int] {
+        guard !needle.isEmpty else { return [] }
+        var result: [Int] = []
+        if isASCII(line) {
+            var line = line
+            line.withUTF8 { bytes in
+                let n = needle.count
+                var start = 0
+                while start + n <= bytes.count {
+                    var index = 0
+                    while index < n && lower(bytes[start + index]) == needle[index] { index += 1 }
+                    if index == n {
+                        result.append(start)
+                        start += n
+                    } else {
+                        start += 1
+                    }
+                }
+            }
+            return result
+        }
+        let characters = Array(line)
+        let wanted = Array(String(decoding: needle, as: UTF8.self))
+        guard characters.count >= wanted.count else { return [] }
+        var start = 0
+        while start + wanted.count <= characters.count {
+            if (0..<wanted.count).allSatisfy({ characters[start + $0].lowercased() == wanted[$0].lowercased() }) {
+                result.append(start)
+                start += wanted.count
+            } else {
+                start += 1
+            }
+        }
+        return result
+    }
+
+    static func lowercasedBytes(_ text: String) -> [UInt8] { Array(text.utf8).map(lower) }
+
+    @inline(__always)
+    static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte }
+}

@@ -1,0 +1,67 @@
+import Testing
+
+@testable import Console
+
+@Suite("Grid diff: what the backend writes", .timeLimit(.minutes(5)))
+struct GridDiffTests {
+    static func grid(_ rows: [String], width: Int? = nil) -> CellGrid {
+        var grid = CellGrid(width: width ?? rows.map(\.count).max() ?? 0, height: rows.count)
+        for (y, row) in rows.enumerated() { grid.put(row, x: 0, y: y) }
+        return grid
+    }
+
+    @Test("no grid on screen: every cell, one run per row and style")
+    func full() {
+        var new = Self.grid(["ab ", "cde"])
+        new[1, 0] = Cell("b", role: .error)
+        let runs = GridDiff.runs(from: nil, to: new)
+        #expect(runs == [
+            GridRun(x: 0, y: 0, text: "a", role: .text),
+            GridRun(x: 1, y: 0, text: "b", role: .error),
+            GridRun(x: 2, y: 0, text: " ", role: .text),
+            GridRun(x: 0, y: 1, text: "cde", role: .text),
+        ])
+        #expect(GridDiff.cellCount(runs) == 6)
+    }
+
+    @Test("only what changed, split where the style or an unchanged cell splits it", arguments: [
+        // (old rows, new rows, expected runs as (x, y, text))
+        (["abc", "def"], ["abc", "def"], [(Int, Int, String)]()),
+        (["abc", "def"], ["abX", "def"], [(2, 0, "X")]),
+        (["abcdef"], ["XbYZef"], [(0, 0, "X"), (2, 0, "YZ")]),
+        (["abc", "def"], ["xyz", "deF"], [(0, 0, "xyz"), (2, 1, "F")]),
+    ])
+    func partial(old: [String], new: [String], expected: [(Int, Int, String)]) {
+        let runs = GridDiff.runs(from: Self.grid(old), to: Self.grid(new))
+        #expect(runs.map { "\($0.x),\($0.y),\($0.text)" } == expected.map { "\($0.0),\($0.1),\($0.2)" })
+    }
+
+    @Test("a change of role or weight alone is written, and splits runs")
+    func styleOnly() {
+        let old = Self.grid(["abcd"])
+        var new = old
+        new.paint(Rect(x: 1, y: 0, width: 2, height: 1), role: .selection)
+        new[2, 0].bold = true
+        #expect(GridDiff.runs(from: old, to: new) == [
+            GridRun(x: 1, y: 0, text: "b", role: .selection),
+            GridRun(x: 2, y: 0, text: "c", role: .selection, bold: true),
+        ])
+    }
+
+    @Test("a grid of another size is written whole", arguments: [(3, 2), (2, 3), (4, 4)])
+    func resized(width: Int, height: Int) {
+        let old = CellGrid(width: 3, height: 3)
+        let new = CellGrid(width: width, height: height)
+        #expect(GridDiff.cellCount(GridDiff.runs(from: old, to: new)) == width * height)
+    }
+
+    @Test("a combining mark alone in a cell stays in its own cell")
+    func combining() {
+        var new = CellGrid(width: 3, height: 1)
+        new[0, 0] = Cell("e")
+        new[1, 0] = Cell("\u{301}")
+        let runs = GridDiff.runs(from: CellGrid(width: 3, height: 1, fill: Cell("x")), to: new)
+        #expect(runs.first?.characters.count == 3)
+        #expect(GridDiff.cellCount(runs) == 3)
+    }
+}
