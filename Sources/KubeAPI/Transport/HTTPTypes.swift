@@ -57,7 +57,7 @@ public struct HTTPResponse: Sendable {
 }
 
 /// How to trust the server and how to prove who we are at the TLS layer.
-public struct TLSSettings: Sendable, Equatable {
+public struct TLSSettings: Sendable, Hashable {
     /// PEM bundle to trust. nil: the system's trust store.
     public var certificateAuthorityPEM: Data?
     public var clientCertificatePEM: Data?

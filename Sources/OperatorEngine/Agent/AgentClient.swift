@@ -3,7 +3,8 @@ import KubeAPI
 
 /// The operator's client of one pod's agent: HTTPS with mutual TLS (the pair's CA as trust,
 /// the operator's clientAuth certificate as identity) over KubeAPI's curl transport, so no call
-/// blocks Swift's cooperative pool.
+/// blocks Swift's cooperative pool; the long-lived status stream over `AgentStreamTransport`,
+/// which shares one TLS context per identity across thousands of streams.
 ///
 /// The agent's API (see the Agent module): `GET /v1/status`, `GET /v1/status?watch=true` (one
 /// status per line), `POST /v1/actions/{verb}` with a JSON body, `GET /v1/jobs/{id}`.
@@ -48,12 +49,17 @@ public struct AgentClient: Sendable {
     public let tls: TLSSettings
     public let timeouts: Timeouts
     private let transport: any HTTPTransport
+    private let streams: AgentStreamTransport
 
-    public init(baseURL: String, tls: TLSSettings, timeouts: Timeouts = Timeouts(), transport: any HTTPTransport = CurlTransport.shared) {
+    public init(
+        baseURL: String, tls: TLSSettings, timeouts: Timeouts = Timeouts(), transport: any HTTPTransport = CurlTransport.shared,
+        streams: AgentStreamTransport = .shared
+    ) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.tls = tls
         self.timeouts = timeouts
         self.transport = transport
+        self.streams = streams
     }
 
     /// The agent of the pod at `host` (an IP address or a DNS name).
@@ -168,7 +174,7 @@ public struct AgentClient: Sendable {
         let head: HTTPResponseHead
         let chunks: AsyncThrowingStream<Data, any Error>
         do {
-            (head, chunks) = try await transport.stream(request, tls: tls)
+            (head, chunks) = try await streams.stream(request, tls: tls)
         } catch {
             throw AgentClientError.from(error, call: call)
         }
@@ -260,6 +266,8 @@ struct StatusLines {
     private var pending = Data()
     /// How much of `pending` is known to hold no newline.
     private var scanned = 0
+    /// The last line and its status: the agent's heartbeat repeats it, and is not decoded again.
+    private var last: (line: Data, status: AgentStatus)?
 
     var hasPartialLine: Bool { pending.contains { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 } }
 
@@ -271,7 +279,14 @@ struct StatusLines {
             pending = Data(pending[pending.index(after: newline)...])
             scanned = 0
             guard line.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) else { continue }
-            deliver(try AgentClient.decode(Data(line), call: call, AgentStatus.init(json:)))
+            if let last, last.line == line {
+                deliver(last.status)
+                continue
+            }
+            let lineData = Data(line)
+            let status = try AgentClient.decode(lineData, call: call, AgentStatus.init(json:))
+            last = (lineData, status)
+            deliver(status)
         }
         scanned = pending.count
         if pending.count > AgentClient.maximumLineLength {

@@ -22,10 +22,16 @@ public final class PairAgents: Sendable {
     private let logger: Logger
     /// Called with the pod's key when its view changes in a way that matters.
     private let onChange: @Sendable (PodKey) -> Void
+    /// Called with the pod's key when its status changes in a way no decision rests on (lag,
+    /// WAL position), which `.status` still reports.
+    private let onDrift: @Sendable (PodKey) -> Void
 
-    public init(logger: Logger, onChange: @escaping @Sendable (PodKey) -> Void) {
+    public init(
+        logger: Logger, onDrift: @escaping @Sendable (PodKey) -> Void = { _ in }, onChange: @escaping @Sendable (PodKey) -> Void
+    ) {
         self.logger = logger
         self.onChange = onChange
+        self.onDrift = onDrift
     }
 
     deinit {
@@ -116,15 +122,17 @@ public final class PairAgents: Sendable {
 
     private func received(_ status: AgentStatus, pod: PodKey, uid: String) {
         var changed = false
+        var drifted = false
         update(pod, uid: uid) { view in
             changed = !view.reachable || !view.settled || AgentView.decisive(view.status) != AgentView.decisive(status)
+            drifted = view.status != status
             view.status = status
             view.reachable = true
             view.settled = true
             view.lastTimeReachable = Date()
             view.lastError = nil
         }
-        if changed { onChange(pod) }
+        if changed { onChange(pod) } else if drifted { onDrift(pod) }
     }
 
     private func lost(_ pod: PodKey, uid: String, why: String) {

@@ -103,7 +103,7 @@ spec:
                       maxLength: 253
                       pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'
                     pollingInterval:
-                      description: Seconds between two reconciles of the pair. Default 5.
+                      description: Seconds between two reconciles of a pair that is not at rest, or whose agents report a change no event carries (replication lag). Events reconcile at once; a pair at rest is also reconciled every 5 minutes. Default 5.
                       type: integer
                       minimum: 1
                     unreachableTimeout:

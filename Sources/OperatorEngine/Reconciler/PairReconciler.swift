@@ -7,8 +7,9 @@ import Synchronization
 /// everything they own, and each agent's status stream, feed a work queue of pair keys. Each
 /// key is observed (a `PairSnapshot` and the agents' views), decided (`PairPlanner` for the
 /// Kubernetes side, `PairStateMachine` for the pair) and acted on (`PairActor` through the API,
-/// `PairAgentActor` through the agents). Level-triggered and idempotent: every pair is also
-/// reconciled again after its pollingInterval, and at the time its next timeout falls due.
+/// `PairAgentActor` through the agents). Level-triggered and idempotent: a pair is reconciled
+/// on every event, at the time its next timeout falls due, once per pollingInterval while its
+/// agents report drift (lag), and every `fullResync` whatever happened (`ResyncSchedule`).
 public final class PairReconciler: Sendable {
     public let observer: PairObserver
     public let agents: PairAgents
@@ -17,18 +18,33 @@ public final class PairReconciler: Sendable {
     let agentActor: PairAgentActor
     let queue: WorkQueue<ObjectKey>
     let written: WrittenStatuses
+    let resync: SharedResyncSchedule
     let logger: Logger
 
+    /// The default period of a full reconcile of every pair, events or not.
+    public static let defaultFullResync: TimeInterval = 300
+
     /// `namespace` nil: every namespace.
-    public init(client: KubeClient, namespace: String? = nil, logger: Logger = Logger(label: "tenops.reconciler")) {
+    public init(
+        client: KubeClient, namespace: String? = nil, fullResync: TimeInterval = PairReconciler.defaultFullResync,
+        logger: Logger = Logger(label: "tenops.reconciler")
+    ) {
         self.client = client
         self.logger = logger
         self.observer = PairObserver(client: client, namespace: namespace, logger: logger)
         let queue = WorkQueue<ObjectKey>(rateLimiter: RateLimiter(baseDelay: .milliseconds(50), maxDelay: .seconds(5)))
         self.queue = queue
+        let resync = SharedResyncSchedule(fullResync: fullResync)
+        self.resync = resync
         let observer = self.observer
-        self.agents = PairAgents(logger: logger) { pod in
-            guard let podObject = observer.pods.store.get(pod), let key = PairObserver.pairKey(of: podObject) else { return }
+        let pairOf: @Sendable (PairAgents.PodKey) -> ObjectKey? = { pod in
+            observer.pods.store.get(pod).flatMap(PairObserver.pairKey(of:))
+        }
+        self.agents = PairAgents(logger: logger, onDrift: { pod in
+            guard let key = pairOf(pod) else { return }
+            resync.drifted(key)
+        }) { pod in
+            guard let key = pairOf(pod) else { return }
             Task { await queue.add(key) }
         }
         let written = WrittenStatuses()
@@ -52,6 +68,7 @@ public final class PairReconciler: Sendable {
                     for key in self.observer.pairs.store.keys.sorted() { await self.queue.add(key) }
                     await self.work()
                 }
+                group.addTask { await self.resyncWhenDue() }
                 await group.waitForAll()
             }
         } onCancel: {
@@ -97,10 +114,24 @@ public final class PairReconciler: Sendable {
                 logger.debug("requeue \(key): \(reason)")
                 await queue.addRateLimited(key)
             }
-            if let object = observer.pairs.store.get(key) {
-                await queue.addAfter(key, .seconds(max(1, object.ttspec.pollingInterval)))
+            if let cached = observer.pairs.store.get(key) {
+                let object = written.fresher(cached)
+                let settled = outcome == .done && object.status.highLevelState == PairState.normal.rawValue
+                    && object.status.lastAction?.isRunning != true
+                let interval = TimeInterval(object.ttspec.pollingInterval)
+                resync.reconciled(key, interval: interval, settled: settled, at: Date())
             }
             await queue.done(key)
+        }
+    }
+
+    /// Hands the queue the pairs that `ResyncSchedule` says are due, until cancelled.
+    private func resyncWhenDue() async {
+        while !Task.isCancelled {
+            let now = Date()
+            let (due, wait) = resync.takeDue(at: now)
+            for key in due { await queue.add(key) }
+            do { try await Task.sleep(for: .milliseconds(Int64(wait * 1000))) } catch { return }
         }
     }
 
@@ -251,6 +282,7 @@ public final class PairReconciler: Sendable {
         let names = PairNames(name: key.name, namespace: key.namespace ?? "default")
         agents.stopAll(except: []) { $0.namespace == names.namespace && names.pods.contains($0.name) }
         agents.forget(pair: key)
+        resync.forget(key)
         written.forget(key)
         EngineMetrics.forget(key)
     }
