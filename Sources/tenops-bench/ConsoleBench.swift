@@ -146,17 +146,22 @@ enum ConsoleBench {
 
     static func fullRedraws(_ count: Int, tmux: BenchTmux, frames: TraceReader) async throws {
         var samples = Samples()
-        var renders = Samples()
+        var parts: [(String, KeyPath<TraceFrame, Double>, Samples)] = [
+            ("render", \.renderMicroseconds, Samples()), ("grid diff", \.diffMicroseconds, Samples()),
+            ("cells into curses", \.cursesMicroseconds, Samples()), ("curses refresh to the terminal", \.refreshMicroseconds, Samples()),
+        ]
         for index in 0..<count {
             let mark = frames.count()
             try await tmux.run(["resize-window", "-x", "200", "-y", index % 2 == 0 ? "59" : "60"])
             let frame = try await frames.wait(timeout: .seconds(10)) { $0.index >= mark && $0.full }
             samples.add(frame.renderMicroseconds + frame.flushMicroseconds)
-            renders.add(frame.renderMicroseconds)
+            for index in parts.indices { parts[index].2.add(frame[keyPath: parts[index].1]) }
         }
         figure("full redraw (render + flush, 200x60), p50 / p99",
                String(format: "%.2f / %.2f ms", samples.percentile(50) / 1000, samples.percentile(99) / 1000), target: "<= 5 ms")
-        figure("  of which render, p50 / p99", String(format: "%.2f / %.2f ms", renders.percentile(50) / 1000, renders.percentile(99) / 1000))
+        for (name, _, part) in parts {
+            figure("  of which \(name), p50 / p99", String(format: "%.2f / %.2f ms", part.percentile(50) / 1000, part.percentile(99) / 1000))
+        }
     }
 
     static func keyLatency(_ count: Int, tmux: BenchTmux, frames: TraceReader) async throws {
@@ -295,6 +300,10 @@ struct TraceFrame {
     var cause: String
     var renderMicroseconds: Double
     var flushMicroseconds: Double
+    /// The parts of the flush: the grid diff, the cells into curses, curses out to the terminal.
+    var diffMicroseconds: Double
+    var cursesMicroseconds: Double
+    var refreshMicroseconds: Double
     var cells: Int
     var full: Bool
 
@@ -310,6 +319,9 @@ struct TraceFrame {
         cause = String(fields["cause"] ?? "")
         renderMicroseconds = fields["render_us"].flatMap { Double($0) } ?? 0
         flushMicroseconds = fields["flush_us"].flatMap { Double($0) } ?? 0
+        diffMicroseconds = fields["diff_us"].flatMap { Double($0) } ?? 0
+        cursesMicroseconds = fields["curses_us"].flatMap { Double($0) } ?? 0
+        refreshMicroseconds = fields["refresh_us"].flatMap { Double($0) } ?? 0
         cells = fields["cells"].flatMap { Int($0) } ?? 0
         full = fields["full"] == "1"
     }

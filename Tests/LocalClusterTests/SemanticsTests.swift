@@ -137,52 +137,6 @@ struct SemanticsTests {
         await server.stop()
     }
 
-    @Test("a quiet watch is bookmarked past other kinds' writes, and resumes from its bookmark with no 410 where its list version has aged out")
-    func quietWatchBookmarks() async throws {
-        let directory = try ScratchDirectory()
-        let server = try await LocalAPIServer.start(
-            .init(stateDirectory: "\(directory.path)/state", historyWindow: 5, bookmarkInterval: .seconds(1)))
-        let local = LocalServer(server: server, directory: directory)
-        do {
-            let client = try local.client()
-            let listed = try await client.list(KubeAPI.Node.self)
-            let listedVersion = try #require(Int64(listed.resourceVersion))
-            // The watch ends itself (timeoutSeconds), so a missing bookmark fails instead of hanging.
-            let quiet = try await client.watch(KubeAPI.Node.self, options: WatchOptions(resourceVersion: String(listedVersion), timeoutSeconds: 6))
-            var lastWrite: Int64 = 0
-            for index in 0..<10 {
-                let map = try await client.create(ConfigMap(name: "busy-\(index)", namespace: "default"))
-                lastWrite = Int64(map.resourceVersion ?? "") ?? 0
-            }
-            #expect(lastWrite > listedVersion + 5)
-            var bookmark: Int64?
-            for try await event in quiet where event.type == .bookmark {
-                if let version = event.object.resourceVersion.flatMap({ Int64($0) }), version >= lastWrite {
-                    bookmark = version
-                    break
-                }
-            }
-            let resumeFrom = try #require(bookmark)
-            // The list's version is older than the window: resuming from it is 410 Gone ...
-            let stale = try await client.watch(KubeAPI.Node.self, options: WatchOptions(resourceVersion: String(listedVersion)))
-            await #expect(throws: KubeAPIError.self) { for try await _ in stale {} }
-            // ... and from the bookmark it is a live watch.
-            let resumed = try await client.watch(KubeAPI.Node.self, options: WatchOptions(resourceVersion: String(resumeFrom), timeoutSeconds: 6))
-            let node = KubeAPI.Node(name: "bookmarked")
-            _ = try await client.create(node)
-            var added: [String] = []
-            for try await event in resumed where event.type == .added {
-                added.append(event.object.name)
-                break
-            }
-            #expect(added == ["bookmarked"])
-        } catch {
-            await server.stop()
-            throw error
-        }
-        await server.stop()
-    }
-
     @Test("kinds nothing runs here are stored faithfully, fields and all: a Deployment and RBAC")
     func faithfulStorage() async throws {
         try await LocalServer.with { local in

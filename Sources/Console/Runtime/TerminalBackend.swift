@@ -176,6 +176,8 @@ final class TerminalSession {
     private var inputFD: Int32 = STDIN_FILENO
     private var outputFD: Int32 = STDOUT_FILENO
     private var written: CellGrid?
+    /// One span's characters for curses, kept between frames.
+    private var buffer: [wchar_t] = []
     private var styles: [Role: UInt32] = [:]
     private var width = 80
     private var height = 24
@@ -340,11 +342,14 @@ final class TerminalSession {
         let started = ContinuousClock.now
         let full = written == nil || written?.width != frame.grid.width || written?.height != frame.grid.height
         if full { wclear(tenops_stdscr()) }
-        let runs = GridDiff.runs(from: full ? nil : written, to: frame.grid)
-        var buffer: [wchar_t] = []
+        let runs = GridDiff.spans(from: full ? nil : written, to: frame.grid)
+        let diffed = ContinuousClock.now
+        buffer.removeAll(keepingCapacity: true)
+        let cells = frame.grid.cells
         for run in runs where run.y < height && run.x < width {
             buffer.removeAll(keepingCapacity: true)
-            for character in run.characters.prefix(width - run.x) { buffer.append(Self.wide(character)) }
+            let start = run.y * frame.grid.width + run.x
+            for cell in cells[start..<start + min(run.count, width - run.x)] { buffer.append(Self.wide(cell.character)) }
             var attributes = styles[run.role] ?? 0
             if run.bold { attributes |= CursesConstant.bold }
             attrset(Int32(bitPattern: attributes))
@@ -353,13 +358,19 @@ final class TerminalSession {
             }
         }
         attrset(0)
+        let queued = ContinuousClock.now
         if !runs.isEmpty || full { wrefresh(tenops_stdscr()) }
         written = frame.grid
         if let trace {
             let flushed = ContinuousClock.now
-            let micros = Double((flushed - started).components.attoseconds) / 1e12 + Double((flushed - started).components.seconds) * 1e6
-            let line = String(format: "frame time=%.6f cause=%@ render_us=%.1f flush_us=%.1f cells=%d full=%d\n",
-                              Date().timeIntervalSince1970, frame.cause, frame.renderMicroseconds, micros,
+            func micros(_ from: ContinuousClock.Instant, _ to: ContinuousClock.Instant) -> Double {
+                let elapsed = (to - from).components
+                return Double(elapsed.attoseconds) / 1e12 + Double(elapsed.seconds) * 1e6
+            }
+            // flush_us: all of it; diff_us, curses_us (the cells into curses), refresh_us (curses to the terminal).
+            let line = String(format: "frame time=%.6f cause=%@ render_us=%.1f flush_us=%.1f diff_us=%.1f curses_us=%.1f refresh_us=%.1f cells=%d full=%d\n",
+                              Date().timeIntervalSince1970, frame.cause, frame.renderMicroseconds, micros(started, flushed),
+                              micros(started, diffed), micros(diffed, queued), micros(queued, flushed),
                               GridDiff.cellCount(runs), full ? 1 : 0)
             trace.write(Data(line.utf8))
         }
@@ -367,6 +378,7 @@ final class TerminalSession {
 
     /// One cell's character for curses: its first scalar; a control character becomes a space.
     static func wide(_ character: Character) -> wchar_t {
+        if let ascii = character.asciiValue { return ascii >= 0x20 && ascii != 0x7F ? wchar_t(ascii) : 0x20 }
         guard let scalar = character.unicodeScalars.first, scalar.value >= 0x20, scalar.value != 0x7F else { return 0x20 }
         return wchar_t(bitPattern: scalar.value)
     }

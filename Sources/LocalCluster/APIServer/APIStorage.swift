@@ -4,13 +4,7 @@ import Synchronization
 
 /// A change as watchers see it.
 struct StoredEvent: Sendable {
-    enum Kind: String, Sendable {
-        case added = "ADDED", modified = "MODIFIED", deleted = "DELETED"
-        /// No object: every event up to `resourceVersion` has been handed to this watcher (etcd's
-        /// progress notification). A quiet watch bookmarks it, so that its version never ages
-        /// out of the history window and a reconnect resumes instead of relisting.
-        case progress = "BOOKMARK"
-    }
+    enum Kind: String, Sendable { case added = "ADDED", modified = "MODIFIED", deleted = "DELETED" }
     var kind: Kind
     var resource: String
     var namespace: String
@@ -226,20 +220,6 @@ final class APIStorage: Sendable {
         }
         guard let replay else { return nil }
         return (id, replay, stream)
-    }
-
-    /// Tells every watcher how far the store has got, in order with its events (see `.progress`).
-    func notifyProgress() {
-        state.withLock { state in
-            for (id, watcher) in state.watchers {
-                let event = StoredEvent(kind: .progress, resource: watcher.resource, namespace: "", object: [:], objectJSON: [],
-                                        resourceVersion: state.resourceVersion)
-                if case .dropped = watcher.continuation.yield(event) {
-                    state.watchers[id] = nil
-                    watcher.continuation.finish()
-                }
-            }
-        }
     }
 
     func stopWatching(_ id: UUID) {

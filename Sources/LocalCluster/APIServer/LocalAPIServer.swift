@@ -21,14 +21,11 @@ public final class LocalAPIServer: Sendable {
         public var logSource: (any PodLogSource)?
         /// How many events watchers may resume from; an older resourceVersion gets 410 Gone.
         public var historyWindow: Int
-        /// How often a watch that asked for bookmarks gets one, quiet or not.
-        public var bookmarkInterval: Duration
 
         public init(stateDirectory: String, host: String = "127.0.0.1", port: Int = 0, logSource: (any PodLogSource)? = nil,
-                    historyWindow: Int = 20_000, bookmarkInterval: Duration = .seconds(10)) {
+                    historyWindow: Int = 20_000) {
             self.stateDirectory = stateDirectory
             self.historyWindow = historyWindow
-            self.bookmarkInterval = bookmarkInterval
             self.host = host
             self.port = port
             self.logSource = logSource
@@ -110,16 +107,13 @@ public final class LocalAPIServer: Sendable {
             throw LocalClusterError.io("the API server could not listen on \(options.host):\(preferredPort): \(error)")
         }
         let logSource = try options.logSource ?? KubeletLogSource(credentials: credentials)
-        let handler = try APIHandler(storage: storage, registry: registry, serverAddress: "\(options.host):\(port)", logSource: logSource,
-                                     bookmarkInterval: options.bookmarkInterval)
+        let handler = try APIHandler(storage: storage, registry: registry, serverAddress: "\(options.host):\(port)", logSource: logSource)
         handlerBox.handler = handler
         try? String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
 
         // Syncing and compacting the log block on the disk: a thread of their own, not the
         // cooperative pool.
-        // Progress reaches the watchers twice per bookmark interval, in 200 ms turns.
-        let turns = Int(options.bookmarkInterval / .milliseconds(400))
-        let maintenance = MaintenanceThread(storage: storage, progressEvery: turns)
+        let maintenance = MaintenanceThread(storage: storage)
         let server = LocalAPIServer(port: port, host: options.host, credentials: credentials, handler: handler, storage: storage,
                                     serverTask: task, maintenance: maintenance)
         try credentials.writeKubeconfig(to: "\(directory)/kubeconfig", server: server.url)
@@ -272,7 +266,7 @@ enum HTTPAdapter {
             // a newer one: a client that resumes from a bookmark must not skip anything.
             var delivered = stream.replay.last?.resourceVersion
             for await event in stream.live {
-                if event.kind != .progress, let visible = WatchSelection.visible(event, filter: stream.filter) {
+                if let visible = WatchSelection.visible(event, filter: stream.filter) {
                     try await writer.write(ByteBuffer(bytes: handler.eventLine(visible, resource: resource, asTable: stream.asTable, firstTable: first)))
                     first = false
                 }
@@ -294,8 +288,6 @@ enum WatchSelection {
     static func visible(_ event: StoredEvent, filter: (JSONObject) -> Bool) -> StoredEvent? {
         let now = filter(event.object)
         switch event.kind {
-        case .progress:
-            return nil
         case .added, .deleted:
             return now ? event : nil
         case .modified:
@@ -309,20 +301,16 @@ enum WatchSelection {
     }
 }
 
-/// Syncs the write-ahead log every 200 ms and compacts it when it grows, and notifies watchers
-/// of progress every `progressEvery` of those turns, on its own thread.
+/// Syncs the write-ahead log every 200 ms and compacts it when it grows, on its own thread.
 final class MaintenanceThread: @unchecked Sendable {
     private let stopped = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
 
-    init(storage: APIStorage, progressEvery turns: Int = 25) {
+    init(storage: APIStorage) {
         let thread = Thread { [self] in
-            var turn = 0
             while !stopped.load(ordering: .acquiring) {
                 usleep(200_000)
                 try? storage.maintain()
-                turn += 1
-                if turn % max(1, turns) == 0 { storage.notifyProgress() }
             }
             done.signal()
         }

@@ -5,6 +5,18 @@ import KubeAPI
 import Glibc
 #endif
 
+/// How a tenops process node names its container runtime: `status.nodeInfo.containerRuntimeVersion`
+/// starts with it, and so does every container ID it reports.
+public enum ProcessRuntime {
+    public static let scheme = "tenops://"
+    public static let version = scheme + "0.1.0"
+
+    /// Whether a Node object is one of tenops' process nodes.
+    public static func runs(_ node: KubeAPI.Node) -> Bool {
+        JSONValue.object(node.json)["status"]["nodeInfo"]["containerRuntimeVersion"].stringValue?.hasPrefix(scheme) ?? false
+    }
+}
+
 /// What the node says about itself in its Node object.
 struct NodeDescription: Sendable {
     var name: String
@@ -47,7 +59,7 @@ struct NodeDescription: Sendable {
             "nodeInfo": [
                 "machineID": .string(name), "systemUUID": .string(name), "bootID": .string(Self.bootID),
                 "kernelVersion": .string(release), "osImage": "tenops process node", "operatingSystem": "linux",
-                "architecture": .string(Self.architecture), "containerRuntimeVersion": "tenops://0.1.0",
+                "architecture": .string(Self.architecture), "containerRuntimeVersion": .string(ProcessRuntime.version),
                 "kubeletVersion": "v1.31.0-tenops", "kubeProxyVersion": "",
             ],
             "conditions": .array(Self.conditions(existing: existingConditions, now: now).map { .object($0.json) }),

@@ -323,7 +323,7 @@ struct PodRuntime: Sendable {
         slots[index].leader = leader
         slots[index].startedAt = now
         slots[index].report.state = .running(startedAt: now)
-        slots[index].report.containerID = "tenops://\(leader.pid)"
+        slots[index].report.containerID = "\(ProcessRuntime.scheme)\(leader.pid)"
         let runner = ProbeRunner(container: spec, podIP: podIP, environment: environment, workingDirectory: workingDirectory)
         slots[index].trackers = [:]
         if slots[index].probe(.startup) != nil {

@@ -1,5 +1,6 @@
 import Foundation
 import KubeAPI
+import NIOConcurrencyHelpers
 
 /// The operator's client of one pod's agent: HTTPS with mutual TLS (the pair's CA as trust,
 /// the operator's clientAuth certificate as identity) over KubeAPI's curl transport, so no call
@@ -165,55 +166,84 @@ public struct AgentClient: Sendable {
     static let maxReplyBytes = 4 << 20
 
     public func watchStatus() async throws(AgentClientError) -> AsyncThrowingStream<AgentStatus, any Error> {
+        let (statuses, output) = AsyncThrowingStream<AgentStatus, any Error>.makeStream()
+        let client = self
+        do {
+            try await withCheckedThrowingContinuation { (opened: CheckedContinuation<Void, any Error>) in
+                let task = Task {
+                    let isOpen = NIOLockedValueBox(false)
+                    do {
+                        try await client.followStatus(opened: {
+                            isOpen.withLockedValue { $0 = true }
+                            opened.resume()
+                        }) { output.yield($0) }
+                        output.finish()
+                    } catch {
+                        if isOpen.withLockedValue({ $0 }) { output.finish(throwing: error) } else { opened.resume(throwing: error) }
+                    }
+                }
+                output.onTermination = { _ in task.cancel() }
+            }
+        } catch let error as AgentClientError {
+            throw error
+        } catch {
+            throw .unreachable("GET /v1/status?watch=true: \(error)")
+        }
+        return statuses
+    }
+
+    /// The status stream with no stream or task in between: `opened` once the agent has accepted
+    /// it, then `deliver` for each status, both on the connection's event loop, until the agent
+    /// ends it (returns) or it fails (throws, as `watchStatus` describes). How the engine follows
+    /// thousands of agents cheaply.
+    public func followStatus(
+        opened: @escaping @Sendable () -> Void = {}, _ deliver: @escaping @Sendable (AgentStatus) -> Void
+    ) async throws(AgentClientError) {
         let call = "GET /v1/status?watch=true"
         var request = HTTPRequest(
             method: "GET", url: baseURL + "/v1/status?watch=true", headers: [("Accept", "application/x-ndjson")],
             timeout: nil, connectTimeout: min(timeouts.connect, timeouts.get))
         // The agent repeats its status every 5 s; three beats missed means the agent is gone.
         request.idleTimeout = timeouts.streamIdle
-        let head: HTTPResponseHead
-        let chunks: AsyncThrowingStream<Data, any Error>
+        /// What the reader has seen, touched on the event loop only (the lock is never contended).
+        struct Reading {
+            var head: HTTPResponseHead?
+            var refusal = Data()
+            var lines = StatusLines()
+        }
+        let reading = NIOLockedValueBox(Reading())
         do {
-            (head, chunks) = try await streams.stream(request, tls: tls)
-        } catch {
-            throw AgentClientError.from(error, call: call)
-        }
-        guard head.status == 200 else {
-            var collected = Data()
-            do {
-                for try await chunk in chunks where collected.count < 64 << 10 { collected.append(chunk) }
-            } catch {
-                // The status code is what matters.
-            }
-            throw .rejected(AgentRejection.decode(status: head.status, body: collected))
-        }
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                var lines = StatusLines()
-                do {
-                    for try await chunk in chunks {
-                        try lines.append(chunk, call: call) { continuation.yield($0) }
+            try await streams.read(request, tls: tls, head: { received in
+                reading.withLockedValue { $0.head = received }
+                if received.status == 200 { opened() }
+            }, chunk: { buffer in
+                try reading.withLockedValue { reading in
+                    if reading.head?.status == 200 {
+                        try reading.lines.append(Data(buffer.readableBytesView), call: call, deliver: deliver)
+                    } else if reading.refusal.count < 64 << 10 {
+                        reading.refusal.append(contentsOf: buffer.readableBytesView)
                     }
-                } catch let error as AgentClientError {
-                    continuation.finish(throwing: error)
-                    return
-                } catch let error as KubeAPIError {
-                    // After the head, a broken transfer is the agent going away, not a bad reply.
-                    let mapped = AgentClientError.from(error, call: call)
-                    continuation.finish(throwing: mapped == .cancelled ? mapped : .unreachable("\(call): the stream broke off: \(error)"))
-                    return
-                } catch {
-                    continuation.finish(throwing: AgentClientError.unreachable("\(call): \(error)"))
-                    return
                 }
-                if lines.hasPartialLine {
-                    continuation.finish(throwing: AgentClientError.malformed("\(call): the stream ended inside a status line"))
-                } else {
-                    continuation.finish()
-                }
+            })
+        } catch let error as AgentClientError {
+            throw error
+        } catch let error as KubeAPIError {
+            let (head, refusal) = reading.withLockedValue { ($0.head, $0.refusal) }
+            if let head, head.status != 200 {
+                // The status code is what matters.
+                throw .rejected(AgentRejection.decode(status: head.status, body: refusal))
             }
-            continuation.onTermination = { _ in task.cancel() }
+            let mapped = AgentClientError.from(error, call: call)
+            // After the head, a broken transfer is the agent going away, not a bad reply.
+            guard head != nil, mapped != .cancelled else { throw mapped }
+            throw .unreachable("\(call): the stream broke off: \(error)")
+        } catch {
+            throw .unreachable("\(call): \(error)")
         }
+        let (head, refusal, partial) = reading.withLockedValue { ($0.head, $0.refusal, $0.lines.hasPartialLine) }
+        guard let head else { throw .unreachable("\(call): no response") }
+        guard head.status == 200 else { throw .rejected(AgentRejection.decode(status: head.status, body: refusal)) }
+        if partial { throw .malformed("\(call): the stream ended inside a status line") }
     }
 
     // MARK: - Plumbing

@@ -26,24 +26,34 @@ public final class AgentStreamTransport: Sendable {
 
     public init() {}
 
-    public func stream(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError)
-        -> (KubeAPI.HTTPResponseHead, AsyncThrowingStream<Data, any Error>)
-    {
-        guard request.method == "GET" else { throw .configuration("AgentStreamTransport streams GETs only, not \(request.method)") }
+    /// Performs a GET whose body streams: `head` once, then `chunk` for each piece of the body as
+    /// it is read, until the response ends. Both are called on the connection's event loop, one
+    /// at a time, with no hop to Swift's cooperative pool: a heartbeat costs one wake-up of one
+    /// thread. Transport failures throw `KubeAPIError`; whatever `head` or `chunk` throw ends the
+    /// transfer and is rethrown as it is. Cancelling the calling task closes the connection.
+    public func read(
+        _ request: HTTPRequest, tls: TLSSettings,
+        head onHead: @escaping @Sendable (KubeAPI.HTTPResponseHead) throws -> Void,
+        chunk onChunk: @escaping @Sendable (ByteBuffer) throws -> Void
+    ) async throws {
+        guard request.method == "GET" else { throw KubeAPIError.configuration("AgentStreamTransport streams GETs only, not \(request.method)") }
         let target = try Target(url: request.url)
         let context: NIOSSLContext?
         do {
             context = target.secure ? try self.context(for: tls) : nil
         } catch {
-            throw .configuration("the agent TLS settings cannot be used: \(error)")
+            throw KubeAPIError.configuration("the agent TLS settings cannot be used: \(error)")
         }
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        let label = "\(request.method) \(request.url)"
+        let group = MultiThreadedEventLoopGroup.singleton
+        let done = group.any().makePromise(of: Void.self)
+        let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            channel = try await ClientBootstrap(group: group)
                 .connectTimeout(TimeAmount(request.connectTimeout))
                 .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
-                .connect(host: target.host, port: target.port) { channel in
+                .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
                         if let context {
@@ -54,54 +64,29 @@ public final class AgentStreamTransport: Sendable {
                             try pipeline.addHandler(IdleReadCloser(after: idle))
                         }
                         try pipeline.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                        try pipeline.addHandler(StreamReader(label: label, onHead: onHead, onChunk: onChunk, done: done))
                     }
                 }
+                .connect(host: target.host, port: target.port).get()
         } catch {
-            throw .transport("\(request.method) \(request.url): cannot connect: \(error)")
+            done.fail(error)
+            throw Task.isCancelled ? KubeAPIError.cancelled : KubeAPIError.transport("\(label): cannot connect: \(error)")
         }
 
         var headers = HTTPHeaders([("Host", target.hostHeader), ("User-Agent", "tenops")])
         for (name, value) in request.headers { headers.add(name: name, value: value) }
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.path, headers: headers)
-        let (chunks, chunkContinuation) = AsyncThrowingStream<Data, any Error>.makeStream()
-        let label = "\(request.method) \(request.url)"
+        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: target.path, headers: headers)), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         do {
-            let responseHead = try await withCheckedThrowingContinuation { (headContinuation: CheckedContinuation<KubeAPI.HTTPResponseHead, any Error>) in
-                let task = Task {
-                    var headDelivered = false
-                    do {
-                        try await channel.executeThenClose { inbound, outbound in
-                            try await outbound.write(.head(head))
-                            try await outbound.write(.end(nil))
-                            for try await part in inbound {
-                                switch part {
-                                case .head(let received):
-                                    headDelivered = true
-                                    headContinuation.resume(returning: Self.head(received))
-                                case .body(let buffer):
-                                    chunkContinuation.yield(Data(buffer.readableBytesView))
-                                case .end:
-                                    return
-                                }
-                            }
-                            if Task.isCancelled { throw KubeAPIError.cancelled }
-                            throw KubeAPIError.transport("\(label): the connection closed before the response ended")
-                        }
-                        if headDelivered { chunkContinuation.finish() } else {
-                            headContinuation.resume(throwing: KubeAPIError.transport("\(label): no response"))
-                        }
-                    } catch {
-                        let mapped = Task.isCancelled ? KubeAPIError.cancelled : Self.mapped(error, label: label)
-                        if headDelivered { chunkContinuation.finish(throwing: mapped) } else { headContinuation.resume(throwing: mapped) }
-                    }
-                }
-                chunkContinuation.onTermination = { _ in task.cancel() }
+            try await withTaskCancellationHandler {
+                try await done.futureResult.get()
+            } onCancel: {
+                channel.close(promise: nil)
             }
-            return (responseHead, chunks)
+        } catch let error as StreamReader.CallerError {
+            throw error.error
         } catch {
-            chunkContinuation.finish()
-            throw Self.mapped(error, label: label)
+            throw Task.isCancelled ? KubeAPIError.cancelled : Self.mapped(error, label: label)
         }
     }
 
@@ -128,7 +113,7 @@ public final class AgentStreamTransport: Sendable {
         return context
     }
 
-    private static func head(_ head: NIOHTTP1.HTTPResponseHead) -> KubeAPI.HTTPResponseHead {
+    static func head(_ head: NIOHTTP1.HTTPResponseHead) -> KubeAPI.HTTPResponseHead {
         var headers: [String: String] = [:]
         for (name, value) in head.headers { headers[name.lowercased()] = value }
         return KubeAPI.HTTPResponseHead(status: Int(head.status.code), headers: headers, httpVersion: "\(head.version.major).\(head.version.minor)")
@@ -169,6 +154,64 @@ public final class AgentStreamTransport: Sendable {
             var ipv6 = in6_addr()
             return inet_pton(AF_INET, host, &ipv4) == 1 || inet_pton(AF_INET6, host, &ipv6) == 1 ? nil : host
         }
+    }
+}
+
+/// Hands a streamed response to its reader on the event loop, and completes `done` when it
+/// ends: normally at its end, with the error when it fails or the connection closes early.
+final class StreamReader: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    /// An error thrown by the reader's `onHead` or `onChunk`, carried through untouched.
+    struct CallerError: Error {
+        let error: any Error
+    }
+
+    private let label: String
+    private let onHead: @Sendable (KubeAPI.HTTPResponseHead) throws -> Void
+    private let onChunk: @Sendable (ByteBuffer) throws -> Void
+    private let done: EventLoopPromise<Void>
+    private var finished = false
+
+    init(label: String, onHead: @escaping @Sendable (KubeAPI.HTTPResponseHead) throws -> Void,
+         onChunk: @escaping @Sendable (ByteBuffer) throws -> Void, done: EventLoopPromise<Void>) {
+        self.label = label
+        self.onHead = onHead
+        self.onChunk = onChunk
+        self.done = done
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !finished else { return }
+        do {
+            switch unwrapInboundIn(data) {
+            case .head(let head): try onHead(AgentStreamTransport.head(head))
+            case .body(let buffer): try onChunk(buffer)
+            case .end: finish(context, .success(()))
+            }
+        } catch {
+            finish(context, .failure(CallerError(error: error)))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        finish(context, .failure(error))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(context, .failure(KubeAPIError.transport("\(label): the connection closed before the response ended")))
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        finish(context, .failure(KubeAPIError.transport("\(label): the connection closed before the response ended")))
+    }
+
+    private func finish(_ context: ChannelHandlerContext, _ result: Result<Void, any Error>) {
+        guard !finished else { return }
+        finished = true
+        done.completeWith(result)
+        context.close(promise: nil)
     }
 }
 

@@ -15,6 +15,8 @@ public final class PairAgents: Sendable {
         var view: AgentView
         var client: AgentClient
         var task: Task<Void, Never>?
+        /// The current attempt's stream was accepted by the agent.
+        var opened = false
     }
 
     private let watches = Mutex<[PodKey: Watch]>([:])
@@ -105,18 +107,27 @@ public final class PairAgents: Sendable {
         var backoff: Duration = .milliseconds(100)
         while !Task.isCancelled {
             do {
-                let stream = try await client.watchStatus()
-                for try await status in stream {
-                    backoff = .milliseconds(100)
-                    received(status, pod: pod, uid: uid)
+                try await client.followStatus(opened: { [weak self] in self?.opened(pod, uid: uid) }) { [weak self] status in
+                    self?.received(status, pod: pod, uid: uid)
                 }
                 lost(pod, uid: uid, why: "the agent closed its status stream")
             } catch {
                 if Task.isCancelled { return }
                 lost(pod, uid: uid, why: "\(error)")
             }
+            // A stream that got as far as opening starts the next attempt from the shortest wait.
+            if view(pod)?.podUID == uid, watches.withLock({ $0[pod]?.opened == true }) {
+                backoff = .milliseconds(100)
+                watches.withLock { $0[pod]?.opened = false }
+            }
             do { try await Task.sleep(for: backoff) } catch { return }
             backoff = min(backoff * 2, .seconds(2))
+        }
+    }
+
+    private func opened(_ pod: PodKey, uid: String) {
+        watches.withLock { watches in
+            if watches[pod]?.view.podUID == uid { watches[pod]?.opened = true }
         }
     }
 

@@ -102,13 +102,11 @@ extension KubeOptions {
 /// What `tenops console` and `tenops local` share to open the console.
 enum ConsoleLaunch {
     /// How the console recognises tenops' process nodes and asks one to fail: the node reports
-    /// the `tenops://` container runtime (LocalCluster's NodeRegistration) and obeys
+    /// the `tenops://` container runtime (LocalCluster's `ProcessRuntime`) and obeys
     /// `tenops.io/simulate`.
     static let localNodeTraits = LocalNodeTraits(
         simulationAnnotation: NodeSimulation.annotation,
-        isProcessNode: { node in
-            JSONValue.object(node.json)["status"]["nodeInfo"]["containerRuntimeVersion"].stringValue?.hasPrefix("tenops://") ?? false
-        },
+        isProcessNode: ProcessRuntime.runs,
         simulationPatch: { mode in
             guard let mode else { return NodeSimulation.clearPatch }
             return NodeSimulation(rawValue: mode)?.patch
@@ -180,19 +178,6 @@ struct FileLogHandler: LogHandler {
             line += " \(key)=\(value)"
         }
         line += "\n"
-        let bytes = Array(line.utf8)
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written < 0 && errno == EINTR {
-                    continue
-                } else {
-                    return
-                }
-            }
-        }
+        JSONLogHandler.writeAll(line, to: descriptor)
     }
 }

@@ -59,13 +59,16 @@ struct JSONLogHandler: LogHandler {
         Self.writeToStandardError(line)
     }
 
-    /// One write(2) of the whole line, so that lines of concurrent tasks do not interleave.
-    static func writeToStandardError(_ line: String) {
+    static func writeToStandardError(_ line: String) { writeAll(line, to: STDERR_FILENO) }
+
+    /// One write(2) of the whole line (more only when the kernel takes part of it), so that lines
+    /// of concurrent tasks do not interleave; a failure drops the line.
+    static func writeAll(_ line: String, to descriptor: Int32) {
         let bytes = Array(line.utf8)
         bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
-                let written = write(STDERR_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
                 if written > 0 {
                     offset += written
                 } else if written < 0 && errno == EINTR {
