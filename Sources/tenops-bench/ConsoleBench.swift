@@ -155,7 +155,7 @@ enum ConsoleBench {
             try await tmux.run(["resize-window", "-x", "200", "-y", index % 2 == 0 ? "59" : "60"])
             let frame = try await frames.wait(timeout: .seconds(10)) { $0.index >= mark && $0.full }
             samples.add(frame.renderMicroseconds + frame.flushMicroseconds)
-            for index in parts.indices { parts[index].2.add(frame[keyPath: parts[index].1]) }
+            for part in parts.indices { parts[part].2.add(frame[keyPath: parts[part].1]) }
         }
         figure("full redraw (render + flush, 200x60), p50 / p99",
                String(format: "%.2f / %.2f ms", samples.percentile(50) / 1000, samples.percentile(99) / 1000), target: "<= 5 ms")

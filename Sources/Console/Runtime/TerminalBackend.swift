@@ -344,7 +344,6 @@ final class TerminalSession {
         if full { wclear(tenops_stdscr()) }
         let runs = GridDiff.spans(from: full ? nil : written, to: frame.grid)
         let diffed = ContinuousClock.now
-        buffer.removeAll(keepingCapacity: true)
         let cells = frame.grid.cells
         for run in runs where run.y < height && run.x < width {
             buffer.removeAll(keepingCapacity: true)

@@ -1,6 +1,7 @@
 import Foundation
 import KubeAPI
 import Logging
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// The agents' side of the informers: one status stream per pod incarnation, each kept in an
@@ -15,8 +16,6 @@ public final class PairAgents: Sendable {
         var view: AgentView
         var client: AgentClient
         var task: Task<Void, Never>?
-        /// The current attempt's stream was accepted by the agent.
-        var opened = false
     }
 
     private let watches = Mutex<[PodKey: Watch]>([:])
@@ -106,8 +105,9 @@ public final class PairAgents: Sendable {
     private func follow(_ pod: PodKey, uid: String, client: AgentClient) async {
         var backoff: Duration = .milliseconds(100)
         while !Task.isCancelled {
+            let opened = NIOLockedValueBox(false)
             do {
-                try await client.followStatus(opened: { [weak self] in self?.opened(pod, uid: uid) }) { [weak self] status in
+                try await client.followStatus(opened: { opened.withLockedValue { $0 = true } }) { [weak self] status in
                     self?.received(status, pod: pod, uid: uid)
                 }
                 lost(pod, uid: uid, why: "the agent closed its status stream")
@@ -116,18 +116,9 @@ public final class PairAgents: Sendable {
                 lost(pod, uid: uid, why: "\(error)")
             }
             // A stream that got as far as opening starts the next attempt from the shortest wait.
-            if view(pod)?.podUID == uid, watches.withLock({ $0[pod]?.opened == true }) {
-                backoff = .milliseconds(100)
-                watches.withLock { $0[pod]?.opened = false }
-            }
+            if opened.withLockedValue({ $0 }) { backoff = .milliseconds(100) }
             do { try await Task.sleep(for: backoff) } catch { return }
             backoff = min(backoff * 2, .seconds(2))
-        }
-    }
-
-    private func opened(_ pod: PodKey, uid: String) {
-        watches.withLock { watches in
-            if watches[pod]?.view.podUID == uid { watches[pod]?.opened = true }
         }
     }
 
