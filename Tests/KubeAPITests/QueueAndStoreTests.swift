@@ -84,9 +84,11 @@ struct QueueAndStoreTests {
         return pod
     }
 
-    @Test("store indexes by namespace and custom functions, and replace reports the difference")
-    func store() {
-        let store = ObjectStore<Pod>(indexers: ["node": { [$0.spec.nodeName ?? ""] }])
+    @Test("store indexes by namespace and custom functions, and replace reports the difference", arguments: [
+        ObjectStore<Pod>.Layout.parsed, .compact,
+    ])
+    func store(layout: ObjectStore<Pod>.Layout) {
+        let store = ObjectStore<Pod>(indexers: ["node": { [$0.spec.nodeName ?? ""] }], layout: layout)
         store.upsert(Self.pod("a", node: "n1", rv: "1"))
         store.upsert(Self.pod("b", node: "n1", rv: "2"))
         store.upsert(Self.pod("c", namespace: "other", node: "n2", rv: "3"))
@@ -110,5 +112,21 @@ struct QueueAndStoreTests {
         #expect(store.get(namespace: "other", name: "c") == nil)
         store.remove(ObjectKey("ns/a"))
         #expect(store.byIndex("node", "n1").isEmpty)
+    }
+
+    @Test("a compact store gives back the object it was given, fields it does not model included")
+    func compactRoundTrip() throws {
+        let store = ObjectStore<Pod>(layout: .compact)
+        var pod = Self.pod("a", node: "n1", rv: "1")
+        pod[field: "x-unknown"] = ["nested": ["list": [1, 2.5, "three", nil, true]], "text": "quote \" and \\ and \u{00e9}"]
+        #expect(store.upsert(pod) == nil)
+        #expect(store.get(ObjectKey("ns/a")) == pod)
+        var newer = pod
+        newer.metadata.resourceVersion = "2"
+        #expect(store.upsert(newer) == pod, "upsert hands back the previous object")
+        #expect(store.list() == [newer])
+        #expect(store.replace(with: [newer]).isEmpty, "an identical relist changes nothing")
+        #expect(store.remove(ObjectKey("ns/a")) == newer)
+        #expect(store.count == 0)
     }
 }

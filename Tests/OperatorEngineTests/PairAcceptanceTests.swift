@@ -114,6 +114,10 @@ struct PairAcceptanceTests {
         defer { pair.stop() }
         guard let active = try await Self.normalPair(pair) else { return }
         let standby = Self.other(active)
+        // At rest the standby's stream rests on the active's: the crash must reach the engine
+        // through the active, which stops vouching for it.
+        let rests = "the status stream of default/\(standby) rests while default/\(active) vouches for it"
+        #expect(await eventuallyTrue { pair.log.contains(rests) }, "\(pair.log.suffix(4000))")
         guard let postmaster = try await pair.postmaster(standby) else {
             Issue.record("no postmaster for \(standby)")
             return
@@ -122,6 +126,7 @@ struct PairAcceptanceTests {
         let down = await pair.waitFor("StandbyDown", timeout: .seconds(20)) { $0 == active }
         let events = await pair.events()
         #expect(down == active || events.contains("-> StandbyDown"), "\(events)")
+        #expect(pair.log.contains("the status stream of default/\(standby) wakes: "), "\(pair.log.suffix(4000))")
         #expect(await pair.waitFor("Normal", timeout: .seconds(60)) { $0 == active } == active)
         #expect(await pair.events().contains("re-duplicating \(standby) from \(active)"))
         let inserted = try await pair.sql(await pair.podIP(active), "INSERT INTO acceptance_rows VALUES (7)")

@@ -8,6 +8,11 @@ import Synchronization
 /// ``AgentView``, and a callback whenever something a decision rests on changes (a postmaster
 /// crash arrives here the moment the agent sees it). Also holds the repDuplicate jobs the engine
 /// follows and the operator's client certificates, one per pair CA.
+///
+/// A standby's stream may rest while its active vouches for it (``rest(_:vouchedBy:)``): the
+/// view keeps the standby's last status, takes its lag from the active's, and wakes (a stream
+/// again, the view unsettled until it answers) the moment the active stops vouching, loses its
+/// own stream, or anyone calls ``wake(_:why:)``. That halves the streams of pairs at rest.
 public final class PairAgents: Sendable {
     /// The pod a view belongs to.
     public typealias PodKey = ObjectKey
@@ -16,19 +21,23 @@ public final class PairAgents: Sendable {
         var view: AgentView
         var client: AgentClient
         var task: Task<Void, Never>?
+        /// The pair the pod belongs to.
+        var pair: ObjectKey
+        /// The pod whose stream vouches for this one while this one's stream rests.
+        var voucher: PodKey?
     }
 
     private let watches = Mutex<[PodKey: Watch]>([:])
     private let identities = Mutex<[ObjectKey: (caPEM: Data, tls: TLSSettings)]>([:])
     private let logger: Logger
-    /// Called with the pod's key when its view changes in a way that matters.
-    private let onChange: @Sendable (PodKey) -> Void
-    /// Called with the pod's key when its status changes in a way no decision rests on (lag,
+    /// Called with the pair's key when a view of one of its pods changes in a way that matters.
+    private let onChange: @Sendable (ObjectKey) -> Void
+    /// Called with the pair's key when a pod's status changes in a way no decision rests on (lag,
     /// WAL position), which `.status` still reports.
-    private let onDrift: @Sendable (PodKey) -> Void
+    private let onDrift: @Sendable (ObjectKey) -> Void
 
     public init(
-        logger: Logger, onDrift: @escaping @Sendable (PodKey) -> Void = { _ in }, onChange: @escaping @Sendable (PodKey) -> Void
+        logger: Logger, onDrift: @escaping @Sendable (ObjectKey) -> Void = { _ in }, onChange: @escaping @Sendable (ObjectKey) -> Void
     ) {
         self.logger = logger
         self.onChange = onChange
@@ -68,20 +77,29 @@ public final class PairAgents: Sendable {
 
     // MARK: Watching
 
-    /// Watches the agent of pod incarnation `uid` at `client`, unless that is already done;
-    /// a watch of an older incarnation or another address is replaced.
-    public func watch(_ pod: PodKey, uid: String, client: AgentClient, now: Date = Date()) {
+    /// Watches the agent of pod incarnation `uid` of `pair` at `client`, unless that is already
+    /// done; a watch of an older incarnation or another address is replaced.
+    public func watch(_ pod: PodKey, of pair: ObjectKey, uid: String, client: AgentClient, now: Date = Date()) {
         let started: Bool = watches.withLock { watches in
             if let existing = watches[pod], existing.view.podUID == uid, existing.client.baseURL == client.baseURL { return false }
             watches[pod]?.task?.cancel()
-            watches[pod] = Watch(view: AgentView(podUID: uid, address: client.baseURL, watchingSince: now), client: client)
+            watches[pod] = Watch(view: AgentView(podUID: uid, address: client.baseURL, watchingSince: now), client: client, pair: pair)
             return true
         }
         guard started else { return }
+        wakePeers(restingOn: pod, why: "the agent of \(pod) is watched anew")
         logger.debug("watching the agent of \(pod) at \(client.baseURL)")
+        start(pod, uid: uid, client: client)
+    }
+
+    private func start(_ pod: PodKey, uid: String, client: AgentClient) {
         let task = Task<Void, Never> { [weak self] in await self?.follow(pod, uid: uid, client: client) }
         watches.withLock { watches in
-            if watches[pod]?.view.podUID == uid, watches[pod]?.task == nil { watches[pod]?.task = task } else { task.cancel() }
+            if watches[pod]?.view.podUID == uid, watches[pod]?.task == nil, watches[pod]?.voucher == nil {
+                watches[pod]?.task = task
+            } else {
+                task.cancel()
+            }
         }
     }
 
@@ -89,18 +107,74 @@ public final class PairAgents: Sendable {
     public func stop(_ pod: PodKey) {
         let watch = watches.withLock { $0.removeValue(forKey: pod) }
         watch?.task?.cancel()
+        wakePeers(restingOn: pod, why: "the agent of \(pod) is no longer watched")
     }
 
     /// Stops every watch of pods in `namespace` whose name is not in `keep` and begins with `prefix`.
     public func stopAll(except keep: Set<PodKey>, where belongs: (PodKey) -> Bool) {
-        let stopped: [Watch] = watches.withLock { watches in
+        let stopped: [(PodKey, Watch)] = watches.withLock { watches in
             let gone = watches.keys.filter { belongs($0) && !keep.contains($0) }
-            return gone.compactMap { watches.removeValue(forKey: $0) }
+            return gone.compactMap { key in watches.removeValue(forKey: key).map { (key, $0) } }
         }
-        stopped.forEach { $0.task?.cancel() }
+        for (key, watch) in stopped {
+            watch.task?.cancel()
+            wakePeers(restingOn: key, why: "the agent of \(key) is no longer watched")
+        }
     }
 
     public var watchedPods: [PodKey] { watches.withLock { Array($0.keys) } }
+
+    /// The pair that watched pod `pod` belongs to.
+    public func pair(of pod: PodKey) -> ObjectKey? { watches.withLock { $0[pod]?.pair } }
+
+    // MARK: Resting
+
+    /// Lets the stream of `pod` rest while `voucher`'s status vouches for it (``StandbyRest/vouches(_:)``).
+    /// Nothing happens unless both are watched, reachable and settled, and the voucher vouches now.
+    public func rest(_ pod: PodKey, vouchedBy voucher: PodKey) {
+        let task: Task<Void, Never>? = watches.withLock { watches in
+            guard var watch = watches[pod], watch.voucher == nil, watch.view.reachable, watch.view.settled,
+                  let guarantor = watches[voucher], guarantor.voucher == nil, guarantor.view.reachable, guarantor.view.settled,
+                  StandbyRest.vouches(guarantor.view.status)
+            else { return nil }
+            let task = watch.task
+            watch.task = nil
+            watch.voucher = voucher
+            watches[pod] = watch
+            return task
+        }
+        guard let task else { return }
+        task.cancel()
+        logger.info("the status stream of \(pod) rests while \(voucher) vouches for it")
+    }
+
+    /// Ends the rest of `pod`'s stream, if it rests: the stream opens again, and the view is not
+    /// settled (no decision rests on it) until the agent answers or the attempt fails.
+    public func wake(_ pod: PodKey, why: String) {
+        let woken: (uid: String, client: AgentClient)? = watches.withLock { watches in
+            guard var watch = watches[pod], watch.voucher != nil else { return nil }
+            watch.voucher = nil
+            watch.view.settled = false
+            // Vouched for until now: an unreachable agent counts from here, not from the rest's start.
+            watch.view.lastTimeReachable = Date()
+            watches[pod] = watch
+            return (watch.view.podUID, watch.client)
+        }
+        guard let woken else { return }
+        logger.info("the status stream of \(pod) wakes: \(why)")
+        start(pod, uid: woken.uid, client: woken.client)
+    }
+
+    /// Whether the stream of `pod` rests.
+    public func isResting(_ pod: PodKey) -> Bool { watches.withLock { $0[pod]?.voucher != nil } }
+
+    /// How many streams rest.
+    public var restingCount: Int { watches.withLock { $0.values.count { $0.voucher != nil } } }
+
+    private func wakePeers(restingOn voucher: PodKey, why: String) {
+        let peers = watches.withLock { watches in watches.filter { $0.value.voucher == voucher }.map(\.key) }
+        for peer in peers { wake(peer, why: why) }
+    }
 
     private func follow(_ pod: PodKey, uid: String, client: AgentClient) async {
         var backoff: Duration = .milliseconds(100)
@@ -110,6 +184,7 @@ public final class PairAgents: Sendable {
                 try await client.followStatus(opened: { opened.withLockedValue { $0 = true } }) { [weak self] status in
                     self?.received(status, pod: pod, uid: uid)
                 }
+                if Task.isCancelled { return }
                 lost(pod, uid: uid, why: "the agent closed its status stream")
             } catch {
                 if Task.isCancelled { return }
@@ -125,6 +200,8 @@ public final class PairAgents: Sendable {
     private func received(_ status: AgentStatus, pod: PodKey, uid: String) {
         var changed = false
         var drifted = false
+        // A status that a resting stream let through as it was cancelled is still news, but
+        // a resting view stays resting.
         update(pod, uid: uid) { view in
             changed = !view.reachable || !view.settled || AgentView.decisive(view.status) != AgentView.decisive(status)
             drifted = view.status != status
@@ -134,11 +211,36 @@ public final class PairAgents: Sendable {
             view.lastTimeReachable = Date()
             view.lastError = nil
         }
-        if changed { onChange(pod) } else if drifted { onDrift(pod) }
+        vouch(status, from: pod)
+        guard let pair = pair(of: pod) else { return }
+        if changed { onChange(pair) } else if drifted { onDrift(pair) }
+    }
+
+    /// Hands the lag an active reports to the standbys resting on it, or wakes them when it no
+    /// longer vouches for them. Before `onChange`: the reconcile it starts must not judge a
+    /// standby from a status that no longer holds.
+    private func vouch(_ status: AgentStatus, from voucher: PodKey) {
+        let vouches = StandbyRest.vouches(status)
+        let peers: [PodKey] = watches.withLock { watches in
+            var peers: [PodKey] = []
+            for (key, var watch) in watches where watch.voucher == voucher {
+                peers.append(key)
+                guard vouches, var restingStatus = watch.view.status else { continue }
+                restingStatus.bytesBehind = status.bytesBehind
+                watch.view.status = restingStatus
+                watch.view.lastTimeReachable = Date()
+                watches[key] = watch
+            }
+            return peers
+        }
+        guard !vouches else { return }
+        for peer in peers { wake(peer, why: "\(voucher) reports repState \(status.repState.rawValue), peer \(status.repPeerPState)") }
     }
 
     private func lost(_ pod: PodKey, uid: String, why: String) {
         var changed = false
+        wakePeers(restingOn: pod, why: "the status stream of \(pod) is lost")
+        guard !isResting(pod) else { return }
         update(pod, uid: uid) { view in
             changed = view.reachable || !view.settled
             view.reachable = false
@@ -147,7 +249,7 @@ public final class PairAgents: Sendable {
         }
         if changed {
             logger.info("agent of \(pod) unreachable: \(why)")
-            onChange(pod)
+            if let pair = pair(of: pod) { onChange(pair) }
         }
     }
 
@@ -178,7 +280,7 @@ public final class PairAgents: Sendable {
                 view.jobError = failure
             }
             if let failure { self.logger.warning("repDuplicate on \(pod) failed: \(failure)") }
-            self.onChange(pod)
+            if let pair = self.pair(of: pod) { self.onChange(pair) }
         }
     }
 

@@ -19,18 +19,23 @@ public final class PairObserver: Sendable {
     public let claims: Informer<PairClaim>
     public let nodes: Informer<Node>
 
+    /// The caches hold objects as compact JSON (``ObjectStore/Layout/compact``): an operator in
+    /// charge of many pairs reads each only when it reconciles that pair, and the parsed trees
+    /// would cost three to four times the memory.
     public init(client: KubeClient, namespace: String?, logger: Logger) {
-        pairs = Informer(client: client, namespace: namespace, logger: logger)
+        pairs = Informer(client: client, namespace: namespace, layout: .compact, logger: logger)
         // Unfiltered: a StatefulSet or Service of the pair's name that lacks the labels must still be
         // seen, to be adopted (no controller) or reported (another controller) through Drift.
-        statefulSets = Informer(client: client, namespace: namespace, logger: logger)
-        services = Informer(client: client, namespace: namespace, logger: logger)
-        secrets = Informer(client: client, namespace: namespace, labelSelector: Self.managedSelector, logger: logger)
-        pods = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector, logger: logger)
+        statefulSets = Informer(client: client, namespace: namespace, layout: .compact, logger: logger)
+        services = Informer(client: client, namespace: namespace, layout: .compact, logger: logger)
+        secrets = Informer(client: client, namespace: namespace, labelSelector: Self.managedSelector, layout: .compact, logger: logger)
+        // Indexed by node: a node's readiness change reads the pods on it, not every pod.
+        pods = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector,
+                        indexers: [Self.nodeIndex: { pod in pod.spec.nodeName.map { [$0] } ?? [] }], layout: .compact, logger: logger)
         // By pair: a reconcile reads its pair's two claims, not every claim of the namespace.
         claims = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector,
                           indexers: [Self.pairIndex: { claim in claim.metadata.labels[Self.pairSelector].map { [Self.pairIndexValue(claim.namespace, $0)] } ?? [] }],
-                          logger: logger)
+                          layout: .compact, logger: logger)
         nodes = Informer(client: client, logger: logger)
     }
 
@@ -94,8 +99,11 @@ public final class PairObserver: Sendable {
         return nil
     }
 
+    /// The pods' index by node name.
+    static let nodeIndex = "node"
+
     /// The pairs with a pod on node `name`.
     func pairKeys(onNode name: String) -> [ObjectKey] {
-        Set(pods.store.list().filter { $0.spec.nodeName == name }.compactMap { Self.pairKey(of: $0) }).sorted()
+        Set(pods.store.byIndex(Self.nodeIndex, name).compactMap { Self.pairKey(of: $0) }).sorted()
     }
 }

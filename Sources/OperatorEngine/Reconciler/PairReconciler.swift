@@ -36,16 +36,8 @@ public final class PairReconciler: Sendable {
         self.queue = queue
         let resync = SharedResyncSchedule(fullResync: fullResync)
         self.resync = resync
-        let observer = self.observer
-        let pairOf: @Sendable (PairAgents.PodKey) -> ObjectKey? = { pod in
-            observer.pods.store.get(pod).flatMap(PairObserver.pairKey(of:))
-        }
-        self.agents = PairAgents(logger: logger, onDrift: { pod in
-            guard let key = pairOf(pod) else { return }
-            resync.drifted(key)
-        }) { pod in
-            guard let key = pairOf(pod) else { return }
-            Task { await queue.add(key) }
+        self.agents = PairAgents(logger: logger, onDrift: { pair in resync.drifted(pair) }) { pair in
+            Task { await queue.add(pair) }
         }
         let written = WrittenStatuses()
         self.written = written
@@ -148,8 +140,11 @@ public final class PairReconciler: Sendable {
             if !plan.actions.isEmpty {
                 logger.debug("reconcile \(key): \(plan.actions.map { $0.description }.joined(separator: ", "))")
             }
+            restStandby(of: snapshot, rest: false)
             return await actor.perform(plan, on: snapshot)
         }
+        // A manual action is judged on fresh word from both agents, not on a resting stream.
+        if Self.manualActionPending(snapshot.object) { restStandby(of: snapshot, rest: false) }
         let views = watchAgents(of: snapshot)
         let object = snapshot.object
         let now = snapshot.now
@@ -175,6 +170,7 @@ public final class PairReconciler: Sendable {
             observation = try PairObservationBuilder.observe(snapshot, status: status, views: views, settings: settings, now: now)
         } catch {
             logger.debug("reconcile \(key): \(error)")
+            restStandby(of: snapshot, rest: false)
             if status != object.status { kubeActions.insert(.updateStatus(PairPlanner.stamped(status, now: now)), at: 0) }
             _ = await actor.perform(PairPlan(actions: kubeActions), on: snapshot)
             await queue.addAfter(key, .milliseconds(200))
@@ -204,6 +200,12 @@ public final class PairReconciler: Sendable {
             logger.info("\(key) \(transition): \(decision.note.isEmpty ? "acting" : decision.note)\(actions)")
         }
         let outcome = await actor.perform(PairPlan(actions: kubeActions), on: snapshot)
+        restStandby(of: snapshot, rest: outcome == .done && StandbyRest.mayRest(StandbyRest.Inputs(
+            observed: observation.state, decided: decision.state, decisionActions: decision.actions,
+            manualAction: status.lastAction?.isRunning == true, active: views[decision.status.intendedActive],
+            standby: views[decision.status.intendedStandby],
+            standbyRestarts: snapshot.pods[decision.status.intendedStandby].flatMap(Self.restarts))),
+            active: decision.status.intendedActive, standby: decision.status.intendedStandby)
         guard outcome == .done else { return outcome }
         EngineMetrics.recorded(key, status: status, previous: object.status, events: decision.events)
         if let recheck = decision.recheckAt {
@@ -266,16 +268,43 @@ public final class PairReconciler: Sendable {
             guard let pod = snapshot.pods[podName], let uid = pod.uid else { continue }
             keep.insert(key)
             if let tls, let address = pod.status.podIP {
-                agents.watch(key, uid: uid, client: AgentClient(host: address, port: PairNames.agentPort, tls: tls, timeouts: timeouts))
+                agents.watch(key, of: snapshot.object.key, uid: uid, client: AgentClient(host: address, port: PairNames.agentPort, tls: tls, timeouts: timeouts))
             }
-            let restarts = pod.status.containerStatuses.first { $0.name == "tt" }?.restartCount
+            let restarts = Self.restarts(pod)
+            if agents.isResting(key), agents.view(key)?.restartCountAtStatus != restarts {
+                agents.wake(key, why: "its tt container restarted")
+            }
+            // A resting or waking view's status is not the new incarnation's word.
+            let resting = agents.isResting(key)
             agents.update(key, uid: uid) { view in
-                if view.reachable { view.restartCountAtStatus = restarts }
+                if view.reachable, view.settled, !resting { view.restartCountAtStatus = restarts }
             }
             if let view = agents.view(key), view.podUID == uid { views[podName] = view }
         }
         agents.stopAll(except: keep) { $0.namespace == names.namespace && names.pods.contains($0.name) }
         return views
+    }
+
+    /// The pair's `tenops.io/action` asks for an action not yet taken up or refused.
+    static func manualActionPending(_ object: TimesTenClassic) -> Bool {
+        guard let text = object.metadata.annotations[ManualActionRequest.annotation] else { return false }
+        guard case .success(let asked) = ManualActionRequest.parse(text, pods: PairNames(object).pods) else { return false }
+        return asked.id != object.status.lastAction?.id && asked.id != object.status.rejectedActionId
+    }
+
+    static func restarts(_ pod: Pod) -> Int? { pod.status.containerStatuses.first { $0.name == "tt" }?.restartCount }
+
+    /// Lets the standby's stream rest on the active's (``StandbyRest``) when `rest`, else wakes
+    /// every resting stream of the pair.
+    private func restStandby(of snapshot: PairSnapshot, rest: Bool, active: String = "", standby: String = "") {
+        let names = snapshot.names
+        let key = { (pod: String) in ObjectKey(namespace: names.namespace, name: pod) }
+        if rest {
+            agents.rest(key(standby), vouchedBy: key(active))
+            agents.wake(key(active), why: "it is the active")
+        } else {
+            for pod in names.pods { agents.wake(key(pod), why: "\(snapshot.object.key) is not at rest") }
+        }
     }
 
     private func forget(_ key: ObjectKey) {
