@@ -725,6 +725,9 @@ public actor PostgresEngine: DatabaseEngine {
         pollTask?.cancel()
         pollTask = nil
         await stopServer()
+        // The socket directory outside the volume (a path too long for a Unix socket) goes with
+        // the server; inside the volume it stays, like the rest of /tt.
+        if paths.runDir.hasPrefix("/tmp/tenops-pg-") { try? FileManager.default.removeItem(atPath: paths.runDir) }
         hub.finishAll()
     }
 

@@ -146,6 +146,8 @@ enum ScaleBench {
         let elapsed = (ContinuousClock.now - windowStart).inSeconds
         let after = try await operatorRequests(admin)
         let stillNormal = try await countNormal(admin)
+        let openStreams = await process.metric(EngineMetrics.Name.agentStreams, labels: [#"state="open""#])
+        let restingStreams = await process.metric(EngineMetrics.Name.agentStreams, labels: [#"state="resting""#])
 
         let perMinute = 60 / elapsed
         let window = after.subtracting(before)
@@ -164,6 +166,8 @@ enum ScaleBench {
                   value: String(format: "%.2f %% of one core", cpu), target: "< 5 %"),
             .init(name: "steady state: operator RSS", value: String(format: "%.1f MB (%.1f MiB)", rssMB, Double(usageAfter.rssKiB) / 1024),
                   target: "<= 150 MB"),
+            .init(name: "steady state: agents' status streams open / resting",
+                  value: "\(openStreams.map { String(Int($0)) } ?? "?") / \(restingStreams.map { String(Int($0)) } ?? "?")"),
             .init(name: "steady state: operator LISTs per minute", value: rate(["LIST"]), target: "0"),
             .init(name: "steady state: operator GETs per minute", value: rate(["GET"]), target: "0"),
             .init(name: "steady state: operator WATCHes per minute", value: rate(["WATCH"])),

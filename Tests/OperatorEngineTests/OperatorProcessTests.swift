@@ -60,6 +60,14 @@ struct OperatorProcessTests {
         #expect((Self.value(in: metrics, name: "tenops_reconcile_duration_seconds_count", labels: []) ?? 0) > 0)
         #expect((Self.value(in: metrics, name: "tenops_agent_request_duration_seconds_count", labels: ["verb=\"createDb\""]) ?? 0) >= 1)
         #expect(metrics.contains("# TYPE tenops_reconcile_duration_seconds histogram"))
+        // At rest one stream is open (the active's) and the standby's rests on it.
+        let rested = await poll(timeout: .seconds(15)) {
+            let now = await oldLeader.metrics()
+            return Self.value(in: now, name: "tenops_agent_streams", labels: ["state=\"resting\""]) == 1
+                && Self.value(in: now, name: "tenops_agent_streams", labels: ["state=\"open\""]) == 1
+        }
+        let streams = await oldLeader.metrics().split(separator: "\n").filter { $0.hasPrefix("tenops_agent_streams") }
+        #expect(rested, "\(streams)")
         let standbyMetrics = await follower.metrics()
         #expect(Self.value(in: standbyMetrics, name: "tenops_leader", labels: []) == 0)
         #expect(!standbyMetrics.contains("timesten_classic_state{"), "the standby reports pairs:\n\(standbyMetrics)")

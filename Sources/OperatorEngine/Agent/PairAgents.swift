@@ -27,7 +27,45 @@ public final class PairAgents: Sendable {
         var voucher: PodKey?
     }
 
-    private let watches = Mutex<[PodKey: Watch]>([:])
+    /// The watches by pod, and which rest on which: every lookup by key, none a scan.
+    private struct Watches {
+        private(set) var byPod: [PodKey: Watch] = [:]
+        /// Voucher -> the pods resting on it.
+        private var restingOn: [PodKey: Set<PodKey>] = [:]
+        private(set) var restingCount = 0
+
+        subscript(pod: PodKey) -> Watch? {
+            get { byPod[pod] }
+            set {
+                let before = byPod[pod]?.voucher
+                byPod[pod] = newValue
+                let after = newValue?.voucher
+                guard before != after else { return }
+                if let before {
+                    restingOn[before]?.remove(pod)
+                    if restingOn[before]?.isEmpty == true { restingOn[before] = nil }
+                    restingCount -= 1
+                }
+                if let after {
+                    restingOn[after, default: []].insert(pod)
+                    restingCount += 1
+                }
+            }
+        }
+
+        @discardableResult
+        mutating func removeValue(forKey pod: PodKey) -> Watch? {
+            let old = self[pod]
+            self[pod] = nil
+            return old
+        }
+
+        var keys: Dictionary<PodKey, Watch>.Keys { byPod.keys }
+        var count: Int { byPod.count }
+        func peers(restingOn voucher: PodKey) -> Set<PodKey> { restingOn[voucher] ?? [] }
+    }
+
+    private let watches = Mutex(Watches())
     private let identities = Mutex<[ObjectKey: (caPEM: Data, tls: TLSSettings)]>([:])
     private let logger: Logger
     /// Called with the pair's key when a view of one of its pods changes in a way that matters.
@@ -45,7 +83,7 @@ public final class PairAgents: Sendable {
     }
 
     deinit {
-        watches.withLock { $0.values.forEach { $0.task?.cancel() } }
+        watches.withLock { $0.byPod.values.forEach { $0.task?.cancel() } }
     }
 
     // MARK: Views
@@ -87,6 +125,7 @@ public final class PairAgents: Sendable {
             return true
         }
         guard started else { return }
+        defer { countStreams() }
         wakePeers(restingOn: pod, why: "the agent of \(pod) is watched anew")
         logger.debug("watching the agent of \(pod) at \(client.baseURL)")
         start(pod, uid: uid, client: client)
@@ -108,6 +147,7 @@ public final class PairAgents: Sendable {
         let watch = watches.withLock { $0.removeValue(forKey: pod) }
         watch?.task?.cancel()
         wakePeers(restingOn: pod, why: "the agent of \(pod) is no longer watched")
+        countStreams()
     }
 
     /// Stops every watch of pods in `namespace` whose name is not in `keep` and begins with `prefix`.
@@ -120,6 +160,7 @@ public final class PairAgents: Sendable {
             watch.task?.cancel()
             wakePeers(restingOn: key, why: "the agent of \(key) is no longer watched")
         }
+        if !stopped.isEmpty { countStreams() }
     }
 
     public var watchedPods: [PodKey] { watches.withLock { Array($0.keys) } }
@@ -145,6 +186,7 @@ public final class PairAgents: Sendable {
         }
         guard let task else { return }
         task.cancel()
+        countStreams()
         logger.info("the status stream of \(pod) rests while \(voucher) vouches for it")
     }
 
@@ -163,16 +205,23 @@ public final class PairAgents: Sendable {
         guard let woken else { return }
         logger.info("the status stream of \(pod) wakes: \(why)")
         start(pod, uid: woken.uid, client: woken.client)
+        countStreams()
     }
 
     /// Whether the stream of `pod` rests.
     public func isResting(_ pod: PodKey) -> Bool { watches.withLock { $0[pod]?.voucher != nil } }
 
     /// How many streams rest.
-    public var restingCount: Int { watches.withLock { $0.values.count { $0.voucher != nil } } }
+    public var restingCount: Int { watches.withLock { $0.restingCount } }
+
+    /// Publishes how many streams are open and how many rest (`tenops_agent_streams`).
+    private func countStreams() {
+        let (all, resting) = watches.withLock { watches in (watches.count, watches.restingCount) }
+        EngineMetrics.agentStreams(open: all - resting, resting: resting)
+    }
 
     private func wakePeers(restingOn voucher: PodKey, why: String) {
-        let peers = watches.withLock { watches in watches.filter { $0.value.voucher == voucher }.map(\.key) }
+        let peers = watches.withLock { $0.peers(restingOn: voucher) }
         for peer in peers { wake(peer, why: why) }
     }
 
@@ -221,11 +270,11 @@ public final class PairAgents: Sendable {
     /// standby from a status that no longer holds.
     private func vouch(_ status: AgentStatus, from voucher: PodKey) {
         let vouches = StandbyRest.vouches(status)
-        let peers: [PodKey] = watches.withLock { watches in
-            var peers: [PodKey] = []
-            for (key, var watch) in watches where watch.voucher == voucher {
-                peers.append(key)
-                guard vouches, var restingStatus = watch.view.status else { continue }
+        let peers: Set<PodKey> = watches.withLock { watches in
+            let peers = watches.peers(restingOn: voucher)
+            guard vouches else { return peers }
+            for key in peers {
+                guard var watch = watches[key], var restingStatus = watch.view.status else { continue }
                 restingStatus.bytesBehind = status.bytesBehind
                 watch.view.status = restingStatus
                 watch.view.lastTimeReachable = Date()

@@ -13,7 +13,9 @@ import Synchronization
 /// - `tenops_switchovers_total{name,namespace}`: manual switchovers that succeeded;
 /// - `tenops_reconcile_duration_seconds`: one reconcile of one pair (a histogram);
 /// - `tenops_agent_request_duration_seconds{verb}`: one agent verb (a histogram);
-/// - `tenops_leader`: 1 while this replica holds the leader Lease, else 0.
+/// - `tenops_leader`: 1 while this replica holds the leader Lease, else 0;
+/// - `tenops_agent_streams{state}`: agents' status streams, `open` or `resting` (a standby's
+///   while its active vouches for it, see ``StandbyRest``).
 ///
 /// The handles are looked up at each call (the factory returns the one it made before), so a
 /// bootstrap that happens after this type is first used still counts.
@@ -25,6 +27,7 @@ public enum EngineMetrics {
         public static let reconcileDuration = "tenops_reconcile_duration_seconds"
         public static let agentRequestDuration = "tenops_agent_request_duration_seconds"
         public static let leader = "tenops_leader"
+        public static let agentStreams = "tenops_agent_streams"
     }
 
     /// Per pair: every state its gauge has been set for in this process.
@@ -92,6 +95,12 @@ public enum EngineMetrics {
     public static func agentRequest(_ action: PairAction, since start: ContinuousClock.Instant) {
         guard let verb = action.verb else { return }
         CoreMetrics.Timer(label: Name.agentRequestDuration, dimensions: [("verb", verb)]).record(start.duration(to: .now))
+    }
+
+    /// How many agents' status streams are open and how many rest.
+    public static func agentStreams(open: Int, resting: Int) {
+        Gauge(label: Name.agentStreams, dimensions: [("state", "open")]).record(open)
+        Gauge(label: Name.agentStreams, dimensions: [("state", "resting")]).record(resting)
     }
 
     public static func leader(_ leading: Bool) {

@@ -67,13 +67,18 @@ public final class PairReconciler: Sendable {
             let queue = self.queue
             Task { await queue.shutDown() }
         }
-        for pod in agents.watchedPods { agents.stop(pod) }
+        agents.stopAll(except: []) { _ in true }
     }
 
     private func registerHandlers() {
         let queue = self.queue
         let enqueue: @Sendable (ObjectKey) -> Void = { key in Task { await queue.add(key) } }
-        observer.pairs.addHandler { event in enqueue(event.object.key) }
+        let written = self.written
+        observer.pairs.addHandler { event in
+            // Once the cache holds what we wrote (or newer), the copy kept for it can go.
+            if case .deleted = event { written.forget(event.object.key) } else { _ = written.fresher(event.object) }
+            enqueue(event.object.key)
+        }
         func owned<T: KubeObject>(_ informer: Informer<T>) {
             informer.addHandler { event in
                 var keys: Set<ObjectKey> = []
