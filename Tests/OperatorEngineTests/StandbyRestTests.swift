@@ -5,18 +5,12 @@ import Testing
 
 /// ``StandbyRest``: when the standby's status stream may rest on the active's.
 @Suite struct StandbyRestTests {
-    static func view(_ status: AgentStatus?, reachable: Bool = true, settled: Bool = true, restarts: Int? = 0, job: AgentJobStatus.State? = nil) -> AgentView {
-        var view = AgentView(podUID: "uid", address: "10.1.0.1", watchingSince: Date(timeIntervalSince1970: 0))
-        view.status = status
-        view.reachable = reachable
-        view.settled = settled
-        view.restartCountAtStatus = restarts
-        view.job = job.map { AgentJobStatus(id: "job-1", state: $0) }
-        return view
+    static func view(_ status: AgentStatus?, reachable: Bool = true, settled: Bool = true, job: AgentJobStatus.State? = nil) -> AgentView {
+        EngineLogicFixture.view(settled: settled, reachable: reachable, status: status, restartCountAtStatus: 0, job: job)
     }
 
-    static let active = AgentStatus(daemonUp: true, instanceExists: true, dbLoaded: true, updatable: true, repState: .active, repPeerPState: "streaming", bytesBehind: 0)
-    static let standby = AgentStatus(daemonUp: true, instanceExists: true, dbLoaded: true, updatable: false, repState: .standby, repPeerPState: "streaming", bytesBehind: 0)
+    static let active = PairFixture.activeStatus
+    static let standby = PairFixture.standbyStatus
 
     static func with(_ status: AgentStatus, _ change: (inout AgentStatus) -> Void) -> AgentStatus {
         var changed = status

@@ -145,11 +145,11 @@ public final class PairReconciler: Sendable {
             if !plan.actions.isEmpty {
                 logger.debug("reconcile \(key): \(plan.actions.map { $0.description }.joined(separator: ", "))")
             }
-            restStandby(of: snapshot, rest: false)
+            wakeStreams(of: snapshot)
             return await actor.perform(plan, on: snapshot)
         }
         // A manual action is judged on fresh word from both agents, not on a resting stream.
-        if Self.manualActionPending(snapshot.object) { restStandby(of: snapshot, rest: false) }
+        if Self.manualActionPending(snapshot.object) { wakeStreams(of: snapshot) }
         let views = watchAgents(of: snapshot)
         let object = snapshot.object
         let now = snapshot.now
@@ -175,7 +175,7 @@ public final class PairReconciler: Sendable {
             observation = try PairObservationBuilder.observe(snapshot, status: status, views: views, settings: settings, now: now)
         } catch {
             logger.debug("reconcile \(key): \(error)")
-            restStandby(of: snapshot, rest: false)
+            wakeStreams(of: snapshot)
             if status != object.status { kubeActions.insert(.updateStatus(PairPlanner.stamped(status, now: now)), at: 0) }
             _ = await actor.perform(PairPlan(actions: kubeActions), on: snapshot)
             await queue.addAfter(key, .milliseconds(200))
@@ -205,12 +205,12 @@ public final class PairReconciler: Sendable {
             logger.info("\(key) \(transition): \(decision.note.isEmpty ? "acting" : decision.note)\(actions)")
         }
         let outcome = await actor.perform(PairPlan(actions: kubeActions), on: snapshot)
-        restStandby(of: snapshot, rest: outcome == .done && StandbyRest.mayRest(StandbyRest.Inputs(
+        let (active, standby) = (decision.status.intendedActive, decision.status.intendedStandby)
+        let atRest = outcome == .done && StandbyRest.mayRest(StandbyRest.Inputs(
             observed: observation.state, decided: decision.state, decisionActions: decision.actions,
-            manualAction: status.lastAction?.isRunning == true, active: views[decision.status.intendedActive],
-            standby: views[decision.status.intendedStandby],
-            standbyRestarts: snapshot.pods[decision.status.intendedStandby].flatMap(Self.restarts))),
-            active: decision.status.intendedActive, standby: decision.status.intendedStandby)
+            manualAction: status.lastAction?.isRunning == true, active: views[active], standby: views[standby],
+            standbyRestarts: snapshot.pods[standby].flatMap(Self.restarts)))
+        if atRest { restStandby(standby, on: active, of: snapshot) } else { wakeStreams(of: snapshot) }
         guard outcome == .done else { return outcome }
         EngineMetrics.recorded(key, status: status, previous: object.status, events: decision.events)
         if let recheck = decision.recheckAt {
@@ -299,17 +299,17 @@ public final class PairReconciler: Sendable {
 
     static func restarts(_ pod: Pod) -> Int? { pod.status.containerStatuses.first { $0.name == "tt" }?.restartCount }
 
-    /// Lets the standby's stream rest on the active's (``StandbyRest``) when `rest`, else wakes
-    /// every resting stream of the pair.
-    private func restStandby(of snapshot: PairSnapshot, rest: Bool, active: String = "", standby: String = "") {
+    /// Lets the standby's stream rest on the active's (``StandbyRest``); the active's stays open.
+    private func restStandby(_ standby: String, on active: String, of snapshot: PairSnapshot) {
+        let namespace = snapshot.names.namespace
+        agents.rest(ObjectKey(namespace: namespace, name: standby), vouchedBy: ObjectKey(namespace: namespace, name: active))
+        agents.wake(ObjectKey(namespace: namespace, name: active), why: "it is the active")
+    }
+
+    /// Wakes every resting stream of the pair: it is not at rest.
+    private func wakeStreams(of snapshot: PairSnapshot) {
         let names = snapshot.names
-        let key = { (pod: String) in ObjectKey(namespace: names.namespace, name: pod) }
-        if rest {
-            agents.rest(key(standby), vouchedBy: key(active))
-            agents.wake(key(active), why: "it is the active")
-        } else {
-            for pod in names.pods { agents.wake(key(pod), why: "\(snapshot.object.key) is not at rest") }
-        }
+        for pod in names.pods { agents.wake(ObjectKey(namespace: names.namespace, name: pod), why: "\(snapshot.object.key) is not at rest") }
     }
 
     private func forget(_ key: ObjectKey) {
