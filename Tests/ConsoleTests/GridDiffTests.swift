@@ -65,3 +65,17 @@ struct GridDiffTests {
         #expect(GridDiff.cellCount(runs) == 3)
     }
 }
+
+@Suite("Frames replaced in the backend's mailbox")
+struct FrameCauseTests {
+    @Test("the causes of a replaced frame stay in the trace, each once, the earliest first", arguments: [
+        ("", "key", "key"),
+        ("key", "snapshot", "key+snapshot"),
+        ("key+snapshot", "tick", "key+snapshot+tick"),
+        ("snapshot", "snapshot", "snapshot"),
+        ("key+tick", "key", "key+tick"),
+    ])
+    func joined(_ earlier: String, _ later: String, _ expected: String) {
+        #expect(TerminalBackend.Frame.joined(earlier, later) == expected)
+    }
+}

@@ -37,13 +37,24 @@ public final class TerminalBackend: Sendable {
         public var grid: CellGrid
         /// Microseconds the views took to render it.
         public var renderMicroseconds: Double
-        /// Why it was drawn (`key`, `snapshot`, `logs`, `tick`, `resize`), for the trace.
+        /// Why it was drawn (`key`, `snapshot`, `logs`, `tick`, `resize`), for the trace; the
+        /// causes of frames it replaced before they reached the screen are joined with `+`.
         public var cause: String
 
         public init(grid: CellGrid, renderMicroseconds: Double = 0, cause: String = "") {
             self.grid = grid
             self.renderMicroseconds = renderMicroseconds
             self.cause = cause
+        }
+
+        /// `later`'s cause after it replaced `earlier` in the mailbox: each cause once, the
+        /// earliest first, so that a key whose frame was overtaken still shows in the trace.
+        static func joined(_ earlier: String, _ later: String) -> String {
+            var causes: [Substring] = []
+            for cause in (earlier.split(separator: "+") + later.split(separator: "+")) where !causes.contains(cause) {
+                causes.append(cause)
+            }
+            return causes.joined(separator: "+")
         }
     }
 
@@ -103,7 +114,11 @@ public final class TerminalBackend: Sendable {
 
     /// Shows `frame` at the next wake-up; a frame not drawn yet is replaced, never queued.
     public func draw(_ frame: Frame) {
-        mailbox.withLock { $0.frame = frame }
+        mailbox.withLock { mailbox in
+            var latest = frame
+            if let pending = mailbox.frame { latest.cause = Frame.joined(pending.cause, frame.cause) }
+            mailbox.frame = latest
+        }
         wake()
     }
 
