@@ -1,27 +1,3 @@
-/// A horizontal run of cells drawn in one style: what the backend writes with one call.
-public struct GridRun: Sendable, Equatable {
-    public var x: Int
-    public var y: Int
-    /// One per cell (kept apart, so a combining mark alone in a cell never joins its neighbour).
-    public var characters: [Character]
-    public var role: Role
-    public var bold: Bool
-
-    public init(x: Int, y: Int, text: String, role: Role, bold: Bool = false) {
-        self.init(x: x, y: y, characters: Array(text), role: role, bold: bold)
-    }
-
-    public init(x: Int, y: Int, characters: [Character], role: Role, bold: Bool = false) {
-        self.x = x
-        self.y = y
-        self.characters = characters
-        self.role = role
-        self.bold = bold
-    }
-
-    public var text: String { String(characters) }
-}
-
 /// A horizontal run of changed cells in one style, as a place in the grid: what the backend
 /// writes with one call, reading the characters from the grid itself.
 public struct GridSpan: Sendable, Equatable {
@@ -63,18 +39,6 @@ public enum GridDiff {
         }
         return spans
     }
-
-    /// The same as runs that carry their characters.
-    public static func runs(from old: CellGrid?, to new: CellGrid) -> [GridRun] {
-        spans(from: old, to: new).map { span in
-            let start = span.y * new.width + span.x
-            return GridRun(x: span.x, y: span.y, characters: new.cells[start..<start + span.count].map(\.character),
-                           role: span.role, bold: span.bold)
-        }
-    }
-
-    /// How many cells the runs write.
-    public static func cellCount(_ runs: [GridRun]) -> Int { runs.reduce(0) { $0 + $1.characters.count } }
 
     /// How many cells the spans write.
     public static func cellCount(_ spans: [GridSpan]) -> Int { spans.reduce(0) { $0 + $1.count } }

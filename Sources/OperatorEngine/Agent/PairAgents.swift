@@ -163,17 +163,16 @@ public final class PairAgents: Sendable {
         if !stopped.isEmpty { countStreams() }
     }
 
-    public var watchedPods: [PodKey] { watches.withLock { Array($0.keys) } }
-
     /// The pair that watched pod `pod` belongs to.
-    public func pair(of pod: PodKey) -> ObjectKey? { watches.withLock { $0[pod]?.pair } }
+    private func pair(of pod: PodKey) -> ObjectKey? { watches.withLock { $0[pod]?.pair } }
 
     // MARK: Resting
 
     /// Lets the stream of `pod` rest while `voucher`'s status vouches for it (``StandbyRest/vouches(_:)``).
     /// Nothing happens unless both are watched, reachable and settled, and the voucher vouches now.
     public func rest(_ pod: PodKey, vouchedBy voucher: PodKey) {
-        let task: Task<Void, Never>? = watches.withLock { watches in
+        // The stream's task, when the stream now rests (nil inside: it had not started yet).
+        let rested: Task<Void, Never>?? = watches.withLock { watches in
             guard var watch = watches[pod], watch.voucher == nil, watch.view.reachable, watch.view.settled,
                   let guarantor = watches[voucher], guarantor.voucher == nil, guarantor.view.reachable, guarantor.view.settled,
                   StandbyRest.vouches(guarantor.view.status)
@@ -182,10 +181,10 @@ public final class PairAgents: Sendable {
             watch.task = nil
             watch.voucher = voucher
             watches[pod] = watch
-            return task
+            return .some(task)
         }
-        guard let task else { return }
-        task.cancel()
+        guard let task = rested else { return }
+        task?.cancel()
         countStreams()
         logger.info("the status stream of \(pod) rests while \(voucher) vouches for it")
     }
@@ -209,10 +208,21 @@ public final class PairAgents: Sendable {
     }
 
     /// Whether the stream of `pod` rests.
-    public func isResting(_ pod: PodKey) -> Bool { watches.withLock { $0[pod]?.voucher != nil } }
+    private func isResting(_ pod: PodKey) -> Bool { watches.withLock { $0[pod]?.voucher != nil } }
 
-    /// How many streams rest.
-    public var restingCount: Int { watches.withLock { $0.restingCount } }
+    /// Takes in the tt container's restart count of incarnation `uid` as the pod reports it now.
+    /// An awake, settled view records it as the count its status belongs to; a resting view
+    /// whose container has restarted since wakes, since its status is no longer the agent's word.
+    public func observeRestarts(_ pod: PodKey, uid: String, count: Int?) {
+        let restarted: Bool = watches.withLock { watches in
+            guard var watch = watches[pod], watch.view.podUID == uid else { return false }
+            if watch.voucher != nil { return watch.view.restartCountAtStatus != count }
+            if watch.view.reachable, watch.view.settled { watch.view.restartCountAtStatus = count }
+            watches[pod] = watch
+            return false
+        }
+        if restarted { wake(pod, why: "its tt container restarted") }
+    }
 
     /// Publishes how many streams are open and how many rest (`tenops_agent_streams`).
     private func countStreams() {

@@ -275,15 +275,7 @@ public final class PairReconciler: Sendable {
             if let tls, let address = pod.status.podIP {
                 agents.watch(key, of: snapshot.object.key, uid: uid, client: AgentClient(host: address, port: PairNames.agentPort, tls: tls, timeouts: timeouts))
             }
-            let restarts = Self.restarts(pod)
-            if agents.isResting(key), agents.view(key)?.restartCountAtStatus != restarts {
-                agents.wake(key, why: "its tt container restarted")
-            }
-            // A resting or waking view's status is not the new incarnation's word.
-            let resting = agents.isResting(key)
-            agents.update(key, uid: uid) { view in
-                if view.reachable, view.settled, !resting { view.restartCountAtStatus = restarts }
-            }
+            agents.observeRestarts(key, uid: uid, count: Self.restarts(pod))
             if let view = agents.view(key), view.podUID == uid { views[podName] = view }
         }
         agents.stopAll(except: keep) { $0.namespace == names.namespace && names.pods.contains($0.name) }
