@@ -202,6 +202,13 @@ final class StatefulSetController: Sendable {
     /// was deleted with the orphan policy and created again), as ControllerRefManager does.
     private func adoptOrphans(of set: StatefulSet) async throws(KubeAPIError) -> Bool {
         let orphans = pods.store.list(namespace: set.namespace ?? "default").filter { Self.wouldAdopt(set, $0) }
+        guard !orphans.isEmpty else { return false }
+        // As ControllerRefManager's canAdopt: the set read fresh, not from the cache, must still
+        // be this one and not being deleted. A set deleted with the orphan policy would otherwise
+        // take back, from a cache that lags, the pods the API server has just released.
+        guard let fresh = try? await client.get(StatefulSet.self, name: set.name, namespace: set.namespace),
+              fresh.uid == set.uid, fresh.metadata.deletionTimestamp == nil
+        else { return false }
         for pod in orphans {
             let references = (pod.metadata.ownerReferences + [OwnerReference(owner: set)]).map { JSONValue.object($0.json) }
             let patch: JSONValue = ["metadata": ["ownerReferences": .array(references), "resourceVersion": .string(pod.resourceVersion ?? "")]]
