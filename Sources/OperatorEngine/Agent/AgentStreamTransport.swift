@@ -13,7 +13,8 @@ import Synchronization
 /// for each connection, and under OpenSSL 3 that and its caches cost about 150 KB a stream,
 /// 300 MB for 1,000 pairs. Here one `NIOSSLContext` serves every stream of an identity (a pair's
 /// CA and the operator's certificate for it); what remains per stream is swift-nio-ssl's own
-/// buffers (48 KB) and BoringSSL's connection state, about 75 KB in all.
+/// buffers (48 KB, of which `PageBackedAllocator` keeps only the written pages resident) and
+/// BoringSSL's connection state.
 ///
 /// HTTP/1.1 only (plain HTTP for test doubles); the body arrives as it is read. A stream that
 /// reads nothing for the request's `idleTimeout` fails with a transport error, which is how a
@@ -55,6 +56,7 @@ public final class AgentStreamTransport: Sendable {
                 .connectTimeout(TimeAmount(request.connectTimeout))
                 .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
+                .channelOption(ChannelOptions.allocator, value: PageBackedAllocator.allocator)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations

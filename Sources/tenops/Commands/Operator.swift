@@ -110,8 +110,10 @@ struct Operator: AsyncParsableCommand {
             }
         }
 
+        let trimmer = Task { await HeapTrimmer.run(logger: logger) }
         let signal = await signals.wait()
         logger.info("\(signal): stopping the engine and releasing the lease")
+        trimmer.cancel()
         election.cancel()
         if await !Self.finishes(election, within: .seconds(max(5, renewDeadline))) {
             logger.warning("the engine did not stop in time; exiting anyway")

@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// Gives the heap pages malloc holds free back to the kernel, now and then.
+///
+/// glibc keeps freed memory in its arenas, resident, for the next allocation. After a burst
+/// (the first LIST of a thousand pairs, a relist, a wave of reconciles) that is tens of
+/// megabytes an operator at rest never uses again: 14 MB at 1,000 pairs. `malloc_trim(0)`
+/// returns every whole free page, as Go's scavenger does for its heap. It walks the arenas
+/// under their locks, a few milliseconds for a 150 MB heap, so it runs once a minute at most.
+public enum HeapTrimmer {
+    /// Trims once; true when pages went back to the kernel.
+    @discardableResult
+    public static func trim() -> Bool {
+        guard let mallocTrim else { return false }
+        return mallocTrim(0) == 1
+    }
+
+    /// glibc's `malloc_trim`, looked up at run time: `<malloc.h>` is not part of the Glibc
+    /// module, and a C library without it (musl) simply never trims.
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+        #else
+        return nil
+        #endif
+    }()
+
+    /// Trims every `interval` until the calling task is cancelled, logging each trim's cost at debug level.
+    public static func run(every interval: Duration = .seconds(60), logger: Logger) async {
+        let clock = ContinuousClock()
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
+            let start = clock.now
+            let released = trim()
+            logger.debug("heap trimmed", metadata: ["released": "\(released)", "took": "\(clock.now - start)"])
+        }
+    }
+}
