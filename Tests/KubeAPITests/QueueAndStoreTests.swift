@@ -129,4 +129,25 @@ struct QueueAndStoreTests {
         #expect(store.remove(ObjectKey("ns/a")) == newer)
         #expect(store.count == 0)
     }
+
+    @Test("a store with a transform keeps what the transform returns, in either layout, and indexes it", arguments: [
+        ObjectStore<Pod>.Layout.parsed, .compact,
+    ])
+    func transform(layout: ObjectStore<Pod>.Layout) throws {
+        let store = ObjectStore<Pod>(indexers: ["node": { [$0.spec.nodeName ?? ""] }], layout: layout) { pod in
+            var kept = pod
+            kept[field: "bulky"] = nil
+            return kept
+        }
+        var pod = Self.pod("a", node: "n1", rv: "1")
+        pod[field: "bulky"] = ["containers": ["one", "two"]]
+        store.upsert(pod)
+        let cached = try #require(store.get(ObjectKey("ns/a")))
+        #expect(cached[field: "bulky"].isNull)
+        #expect(cached.spec.nodeName == "n1" && cached.resourceVersion == "1")
+        #expect(store.byIndex("node", "n1").map(\.name) == ["a"])
+        var relisted = pod
+        relisted[field: "bulky"] = ["containers": ["three"]]
+        #expect(store.replace(with: [relisted]).isEmpty, "a change only in what the transform drops is no change to the cache")
+    }
 }

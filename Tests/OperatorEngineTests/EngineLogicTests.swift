@@ -161,6 +161,30 @@ extension EngineLogicTests {
             #expect(!observation.active.exists && !observation.standby.exists)
         }
 
+        @Test("the pod cache keeps all a pod's observation reads: the same observation from a cached pod as from the pod", arguments: [
+            EngineLogicFixture.pod(ready: true),
+            EngineLogicFixture.pod(tt: .waiting, restarts: 3),
+            EngineLogicFixture.pod(deleting: true, sidecarTerminated: true),
+            EngineLogicFixture.pod(ip: nil, phase: "Pending", tt: .terminated),
+        ])
+        func cachedPodObservesAlike(_ original: Pod) throws {
+            var pod = original
+            pod.spec[field: "containers"] = [["name": "tt", "image": "tenops", "env": [["name": "A", "value": "B"]]], ["name": "daemonlog"]]
+            pod.spec[field: "volumes"] = [["name": "tt-persistent", "persistentVolumeClaim": ["claimName": "tt-persistent-sample-0"]]]
+            let cached = PairObserver.cachedPod(pod)
+            #expect(cached.spec.json == ["nodeName": .string(pod.spec.nodeName ?? "")])
+            #expect(cached.metadata == pod.metadata && cached.status == pod.status)
+            #expect(try EngineLogicFixture.observe0(cached) == EngineLogicFixture.observe0(pod))
+        }
+
+        @Test("a pod not yet scheduled is cached with an empty spec")
+        func cachedUnscheduledPod() {
+            var pod = EngineLogicFixture.pod(phase: "Pending")
+            pod.spec.nodeName = nil
+            pod.spec[field: "containers"] = [["name": "tt"]]
+            #expect(PairObserver.cachedPod(pod).spec.json.isEmpty)
+        }
+
         @Test("the pair's state, its previous state, the switch time, settings and now come through")
         func pairLevelFields() throws {
             var status = EngineLogicFixture.status([], state: "Normal")

@@ -34,8 +34,8 @@ public final class Informer<T: KubeObject>: Sendable {
 
     public init(
         client: KubeClient, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
-        indexers: [String: IndexFunction<T>] = [:], layout: ObjectStore<T>.Layout = .parsed, watchTimeoutSeconds: Int = 300,
-        maxBackoff: Duration = .seconds(30), logger: Logger = Logger(label: "tenops.informer")
+        indexers: [String: IndexFunction<T>] = [:], layout: ObjectStore<T>.Layout = .parsed, transform: (@Sendable (T) -> T)? = nil,
+        watchTimeoutSeconds: Int = 300, maxBackoff: Duration = .seconds(30), logger: Logger = Logger(label: "tenops.informer")
     ) {
         self.client = client
         self.namespace = namespace
@@ -43,7 +43,7 @@ public final class Informer<T: KubeObject>: Sendable {
         self.fieldSelector = fieldSelector
         self.watchTimeoutSeconds = watchTimeoutSeconds
         self.maxBackoff = maxBackoff
-        self.store = ObjectStore(indexers: indexers, layout: layout)
+        self.store = ObjectStore(indexers: indexers, layout: layout, transform: transform)
         self.logger = logger
     }
 

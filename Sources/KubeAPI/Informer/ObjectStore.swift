@@ -34,18 +34,23 @@ public final class ObjectStore<T: APIObject>: Sendable {
     private let state = Mutex(State())
     private let indexers: [String: IndexFunction<T>]
     public let layout: Layout
+    private let transform: (@Sendable (T) -> T)?
 
-    public init(indexers: [String: IndexFunction<T>] = [:], layout: Layout = .parsed) {
+    /// `transform`, as client-go's informer transform: what the cache keeps of each object, for
+    /// a cache whose readers need only part of it (it must keep what the indexers read).
+    public init(indexers: [String: IndexFunction<T>] = [:], layout: Layout = .parsed, transform: (@Sendable (T) -> T)? = nil) {
         var all = indexers
         all[Self.namespaceIndex] = { [$0.metadata.namespace ?? ""] }
         self.indexers = all
         self.layout = layout
+        self.transform = transform
     }
 
     private func entry(_ object: T) -> Entry {
+        let kept = transform?(object) ?? object
         switch layout {
-        case .parsed: return .parsed(object)
-        case .compact: return .compact(JSONWriter.data(object.json))
+        case .parsed: return .parsed(kept)
+        case .compact: return .compact(JSONWriter.data(kept.json))
         }
     }
 

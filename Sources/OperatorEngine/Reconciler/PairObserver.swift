@@ -31,7 +31,8 @@ public final class PairObserver: Sendable {
         secrets = Informer(client: client, namespace: namespace, labelSelector: Self.managedSelector, layout: .compact, logger: logger)
         // Indexed by node: a node's readiness change reads the pods on it, not every pod.
         pods = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector,
-                        indexers: [Self.nodeIndex: { pod in pod.spec.nodeName.map { [$0] } ?? [] }], layout: .compact, logger: logger)
+                        indexers: [Self.nodeIndex: { pod in pod.spec.nodeName.map { [$0] } ?? [] }], layout: .compact,
+                        transform: Self.cachedPod, logger: logger)
         // By pair: a reconcile reads its pair's two claims, not every claim of the namespace.
         claims = Informer(client: client, namespace: namespace, labelSelector: Self.pairSelector,
                           indexers: [Self.pairIndex: { claim in claim.metadata.labels[Self.pairSelector].map { [Self.pairIndexValue(claim.namespace, $0)] } ?? [] }],
@@ -81,6 +82,17 @@ public final class PairObserver: Sendable {
         }
         snapshot.claims = claims.store.byIndex(Self.pairIndex, Self.pairIndexValue(namespace, names.name)).sorted { $0.name < $1.name }
         return snapshot
+    }
+
+    /// What the pod cache keeps of a pod: all but its spec, of which only `nodeName`. The engine
+    /// never reads the rest (the containers and volumes come from the StatefulSet, which it
+    /// compares) nor writes a pod back, and the spec is half a pod: 4 KB a pair at rest.
+    @Sendable static func cachedPod(_ pod: Pod) -> Pod {
+        var kept = pod
+        var spec: JSONObject = [:]
+        if let nodeName = pod.spec.nodeName { spec["nodeName"] = .string(nodeName) }
+        kept.json["spec"] = .object(spec)
+        return kept
     }
 
     /// The claims' index by pair, and its value: `NAMESPACE/PAIR`.
