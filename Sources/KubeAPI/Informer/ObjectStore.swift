@@ -37,7 +37,7 @@ public final class ObjectStore<T: APIObject>: Sendable {
     private let transform: (@Sendable (T) -> T)?
 
     /// `transform`, as client-go's informer transform: what the cache keeps of each object, for
-    /// a cache whose readers need only part of it (it must keep what the indexers read).
+    /// a cache whose readers need only part of it. The indexers see what it keeps.
     public init(indexers: [String: IndexFunction<T>] = [:], layout: Layout = .parsed, transform: (@Sendable (T) -> T)? = nil) {
         var all = indexers
         all[Self.namespaceIndex] = { [$0.metadata.namespace ?? ""] }
@@ -46,11 +46,13 @@ public final class ObjectStore<T: APIObject>: Sendable {
         self.transform = transform
     }
 
+    /// What the store keeps of `object`: the transform's result, else the object.
+    private func kept(_ object: T) -> T { transform?(object) ?? object }
+
     private func entry(_ object: T) -> Entry {
-        let kept = transform?(object) ?? object
         switch layout {
-        case .parsed: return .parsed(kept)
-        case .compact: return .compact(JSONWriter.data(kept.json))
+        case .parsed: return .parsed(object)
+        case .compact: return .compact(JSONWriter.data(object.json))
         }
     }
 
@@ -87,7 +89,8 @@ public final class ObjectStore<T: APIObject>: Sendable {
 
     /// Inserts or replaces; returns the previous object.
     @discardableResult
-    func upsert(_ object: T) -> T? {
+    func upsert(_ received: T) -> T? {
+        let object = kept(received)
         let new = entry(object)
         return state.withLock { state in
             let key = object.key
@@ -109,7 +112,10 @@ public final class ObjectStore<T: APIObject>: Sendable {
 
     /// Replaces the whole content after a (re)list and returns what changed.
     func replace(with objects: [T]) -> [InformerEvent<T>] {
-        let fresh = objects.map { ($0, entry($0)) }
+        let fresh = objects.map { received in
+            let object = kept(received)
+            return (object, entry(object))
+        }
         let changes: [(old: Entry?, new: T?)] = state.withLock { state in
             var changes: [(old: Entry?, new: T?)] = []
             var seen = Set<ObjectKey>()
