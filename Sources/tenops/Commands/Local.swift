@@ -61,6 +61,8 @@ struct Local: AsyncParsableCommand {
             print("tenops local: no terminal for the console; running headless. Ctrl-C stops.")
         }
         fflush(nil)  // a pipe or log file sees these lines now
+        let trimmer = Task { await HeapTrimmer.run(logger: logger) }
+        defer { trimmer.cancel() }
         if let consoleTheme {
             print("tenops local: opening the console (logs: \(consoleLog)); q quits and stops the cluster")
             fflush(nil)
