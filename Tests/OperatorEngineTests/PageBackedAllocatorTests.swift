@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Logging
 import NIOCore
 @testable import OperatorEngine
 import Testing
@@ -43,10 +44,18 @@ import Testing
         #expect(after >= 20 && after <= 23, "\(after) pages resident after writing 20 pages more")
     }
 
-    @Test func aMallocBackedBufferStillWorksBelowTheThreshold() {
-        var buffer = PageBackedAllocator.allocator.buffer(capacity: 512)
-        buffer.writeString("status")
-        #expect(buffer.readString(length: 6) == "status")
+    /// The header in front of a block's bytes: 0 for a malloc'd block, else the whole pages
+    /// mapped. Asked of the allocator itself: a ByteBuffer rounds its capacity up to a power of two.
+    @Test(arguments: [(512, 0), (16_367, 0), (16_368, 16_384), (32_768, 36_864), (49_152, 53_248)])
+    func theHeaderSaysHowTheBlockWasMade(size: Int, mappedBytes: Int) throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let block = try #require(PageBackedAllocator.allocate(size))
+        defer { PageBackedAllocator.deallocate(block) }
+        block.storeBytes(of: 0xA5, toByteOffset: size - 1, as: UInt8.self)  // the last byte is the block's
+        let header = block.advanced(by: -PageBackedAllocator.headerSize).load(as: Int.self)
+        // The expected lengths assume 4 KB pages; round them up to this machine's.
+        #expect(header == (mappedBytes + page - 1) / page * page)
+        #expect(Int(bitPattern: block) % 16 == 0)
     }
 
     /// The resident pages of the mapping under `buffer`'s bytes, and the pages it spans.
@@ -64,26 +73,49 @@ import Testing
     }
 }
 
-/// `HeapTrimmer`: freed heap pages leave RSS when it trims (read from /proc/self/statm).
-@Suite struct HeapTrimmerTests {
+/// `HeapTrimmer`: freed heap pages leave RSS when it trims (read from /proc/self/statm). Serialized:
+/// one test's trim would take the holes another measures.
+@Suite(.serialized) struct HeapTrimmerTests {
     @Test func freedPagesGoBackToTheKernel() throws {
-        let blockSize = 1_024
-        var blocks: [UnsafeMutableRawPointer] = []
-        for _ in 0..<(40 * 1_024) {  // 40 MB, every page written
-            let block = try #require(malloc(blockSize))
-            memset(block, 0x5A, blockSize)
-            blocks.append(block)
-        }
-        // Keep one block in 32, so that the free space is holes malloc keeps, not a top it would give back by itself.
-        var kept: [UnsafeMutableRawPointer] = []
-        for (index, block) in blocks.enumerated() {
-            if index % 32 == 0 { kept.append(block) } else { free(block) }
-        }
+        let kept = try Self.leaveHoles()
         defer { kept.forEach { free($0) } }
         let before = try residentBytes()
         HeapTrimmer.trim()
         let after = try residentBytes()
         #expect(before - after >= 10 << 20, "RSS \(before >> 20) MiB before the trim, \(after >> 20) MiB after")
+    }
+
+    @Test func theTrimmerTrimsOnItsIntervalUntilCancelled() async throws {
+        let kept = try Self.leaveHoles()
+        defer { kept.forEach { free($0) } }
+        let before = try residentBytes()
+        let trimmer = Task { await HeapTrimmer.run(every: .milliseconds(20), logger: Logger(label: "test")) }
+        defer { trimmer.cancel() }
+        var after = before
+        for _ in 0..<250 where before - after < 10 << 20 {
+            try await Task.sleep(for: .milliseconds(20))
+            after = try residentBytes()
+        }
+        #expect(before - after >= 10 << 20, "RSS \(before >> 20) MiB before, \(after >> 20) MiB 5 s into the trimmer")
+        trimmer.cancel()
+        await trimmer.value  // ends once cancelled
+    }
+
+    /// Writes 40 MB of 1 KB blocks and frees all but one in 32, so that the free space is holes
+    /// malloc keeps, not a top it would give back by itself. Returns the blocks kept.
+    private static func leaveHoles() throws -> [UnsafeMutableRawPointer] {
+        let blockSize = 1_024
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<(40 * 1_024) {
+            let block = try #require(malloc(blockSize))
+            memset(block, 0x5A, blockSize)
+            blocks.append(block)
+        }
+        var kept: [UnsafeMutableRawPointer] = []
+        for (index, block) in blocks.enumerated() {
+            if index % 32 == 0 { kept.append(block) } else { free(block) }
+        }
+        return kept
     }
 
     private func residentBytes() throws -> Int {
