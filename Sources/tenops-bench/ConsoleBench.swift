@@ -327,13 +327,36 @@ struct TraceFrame {
     }
 }
 
-/// The trace file, read again at every look (it stays small: one line per flush).
-struct TraceReader {
-    let path: String
+/// The trace file, read as it grows: each look reads only the bytes appended since the last,
+/// so that waiting for a frame (a look every 2 ms) costs the console's two cores next to nothing.
+final class TraceReader: Sendable {
+    private struct State {
+        var offset: UInt64 = 0
+        var partial = Data()
+        var parsed: [TraceFrame] = []
+    }
 
+    let path: String
+    private let state = Mutex(State())
+
+    init(path: String) { self.path = path }
+
+    /// Every frame traced so far, in order.
     func frames() -> [TraceFrame] {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").enumerated().compactMap { TraceFrame(index: $0.offset, line: $0.element) }
+        state.withLock { state in
+            guard let file = FileHandle(forReadingAtPath: path) else { return state.parsed }
+            defer { try? file.close() }
+            try? file.seek(toOffset: state.offset)
+            let appended = (try? file.readToEnd()) ?? Data()
+            state.offset += UInt64(appended.count)
+            state.partial.append(appended)
+            while let newline = state.partial.firstIndex(of: 0x0A) {
+                let line = String(decoding: state.partial[state.partial.startIndex..<newline], as: UTF8.self)
+                state.partial = Data(state.partial[state.partial.index(after: newline)...])
+                if let frame = TraceFrame(index: state.parsed.count, line: line[...]) { state.parsed.append(frame) }
+            }
+            return state.parsed
+        }
     }
 
     func count() -> Int { frames().count }

@@ -90,6 +90,23 @@ struct GridDiffTests {
         #expect(GridDiff.cellCount(GridDiff.spans(from: old, to: new)) == width * height)
     }
 
+    /// The backend's full redraw: curses clears the screen to blanks in the text role, then gets
+    /// only the cells that differ from those.
+    @Test("after a clear, every cell but the text role's blanks, and nothing when the grid is blank")
+    func afterClear() {
+        var new = Self.grid(["ab  ", "    ", "  c "])
+        new[3, 1] = Cell(" ", role: .selection)
+        new[0, 1] = Cell(" ", bold: true)
+        let cleared = CellGrid(width: new.width, height: new.height)
+        #expect(GridDiff.runs(from: cleared, to: new) == [
+            GridRun(x: 0, y: 0, text: "ab", role: .text),
+            GridRun(x: 0, y: 1, text: " ", role: .text, bold: true),
+            GridRun(x: 3, y: 1, text: " ", role: .selection),
+            GridRun(x: 2, y: 2, text: "c", role: .text),
+        ])
+        #expect(GridDiff.spans(from: cleared, to: cleared).isEmpty)
+    }
+
     @Test("a combining mark alone in a cell stays in its own cell")
     func combining() {
         var new = CellGrid(width: 3, height: 1)

@@ -191,6 +191,7 @@ final class TerminalSession {
     private var inputFD: Int32 = STDIN_FILENO
     private var outputFD: Int32 = STDOUT_FILENO
     private var written: CellGrid?
+    private var blank: CellGrid?
     /// One span's characters for curses, kept between frames.
     private var buffer: [wchar_t] = []
     private var styles: [Role: UInt32] = [:]
@@ -230,6 +231,9 @@ final class TerminalSession {
         nonl()
         keypad(tenops_stdscr(), true)
         nodelay(tenops_stdscr(), true)
+        // No look at the keyboard in the middle of a refresh: curses would poll it line by line,
+        // and put off the rest of the frame when a key is waiting.
+        typeahead(-1)
         curs_set(0)
         mouseinterval(0)
         mousemask(mmask_t(CursesConstant.wanted), nil)
@@ -357,7 +361,9 @@ final class TerminalSession {
         let started = ContinuousClock.now
         let full = written == nil || written?.width != frame.grid.width || written?.height != frame.grid.height
         if full { wclear(tenops_stdscr()) }
-        let runs = GridDiff.spans(from: full ? nil : written, to: frame.grid)
+        // After wclear curses holds blanks in the text role's background: only the other cells
+        // need writing.
+        let runs = GridDiff.spans(from: full ? blankGrid(width: frame.grid.width, height: frame.grid.height) : written, to: frame.grid)
         let diffed = ContinuousClock.now
         let cells = frame.grid.cells
         for run in runs where run.y < height && run.x < width {
@@ -388,6 +394,15 @@ final class TerminalSession {
                               GridDiff.cellCount(runs), full ? 1 : 0)
             trace.write(Data(line.utf8))
         }
+    }
+
+    /// A grid of blanks the size of the screen, as curses holds it right after `wclear`; kept
+    /// until the size changes.
+    private func blankGrid(width: Int, height: Int) -> CellGrid {
+        if let blank, blank.width == width, blank.height == height { return blank }
+        let grid = CellGrid(width: width, height: height)
+        blank = grid
+        return grid
     }
 
     /// One cell's character for curses: its first scalar; a control character becomes a space.

@@ -20,6 +20,26 @@ public enum HeapTrimmer {
         return mallocTrim(0) == 1
     }
 
+    /// Lets malloc create no more arenas than it has and `count` (glibc's `M_ARENA_MAX`): a
+    /// thread that first allocates later (one of NIO's pool for blocking work, say) then shares
+    /// an arena instead of starting one, which would step the RSS up at that moment. For a
+    /// process with little contention on the heap, such as the console. False when the C library
+    /// has no `mallopt`.
+    @discardableResult
+    public static func limitArenas(to count: Int32) -> Bool {
+        guard let mallopt else { return false }
+        return mallopt(-8, count) == 1  // M_ARENA_MAX
+    }
+
+    private static let mallopt: (@convention(c) (Int32, Int32) -> Int32)? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+        #else
+        return nil
+        #endif
+    }()
+
     /// glibc's `malloc_trim`, looked up at run time: `<malloc.h>` is not part of the Glibc
     /// module, and a C library without it (musl) simply never trims.
     private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {

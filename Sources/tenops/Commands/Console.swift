@@ -81,7 +81,9 @@ struct Console: AsyncParsableCommand {
             runtime.quit()
         }
         defer { stopper.cancel() }
-        // A log pane following a chatty pod churns the heap; what it frees goes back, as in `tenops operator`.
+        // A log pane following a chatty pod churns the heap; what it frees goes back, as in
+        // `tenops operator`, and no arena appears mid-run.
+        HeapTrimmer.limitArenas(to: 1)
         let trimmer = Task { await HeapTrimmer.run(logger: logger) }
         defer { trimmer.cancel() }
         logger.info("console on \(config.server), \(namespace.map { "namespace \($0)" } ?? "every namespace"), engine \(engine.rawValue)")
