@@ -394,6 +394,18 @@ struct ClientServerTests {
             #expect(stateChange.involvedObject.name == "pair")
             #expect(stateChange.involvedObject.uid == owner.uid)
             #expect(stateChange.sourceComponent == "tenops-test")
+
+            // Each part of what makes events the same counts: another object, type, reason or message is a new Event.
+            let sibling = try await client.create(configMap("pair-2"))
+            let variants = [
+                await recorder.record(sibling, type: .normal, reason: "StateChange", message: "Initializing -> Normal"),
+                await recorder.record(owner, type: .warning, reason: "StateChange", message: "Initializing -> Normal"),
+                await recorder.record(owner, type: .normal, reason: "Other", message: "Initializing -> Normal"),
+                await recorder.record(owner, type: .normal, reason: "StateChange", message: "Initializing -> Failed"),
+            ]
+            #expect(variants.allSatisfy { $0?.count == 1 })
+            #expect(Set(variants.compactMap { $0?.name }).count == 4)
+            #expect(try await client.list(CoreEvent.self, namespace: "default").items.count == 6)
         }
     }
 }

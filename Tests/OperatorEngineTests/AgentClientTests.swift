@@ -2,7 +2,7 @@ import Agent
 import AgentTestSupport
 import Foundation
 import KubeAPI
-import OperatorEngine
+@testable import OperatorEngine
 import PKI
 import Synchronization
 import Testing
@@ -219,6 +219,86 @@ struct AgentClientHostileTests {
             server.script("/v1/status?watch=true", HostileAgent.http(403, #"{"error": {"code": "forbidden", "message": "no"}}"#))
             let refused = await clientError { _ = try await client.watchStatus() }
             #expect(refused?.rejection?.status == 403 && refused?.rejection?.message == "no")
+        }
+    }
+}
+
+/// Waits up to `timeout` for `condition`; whether it came true.
+private func eventually(_ timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+/// The stream the engine keeps per pod, with callbacks only (`openStatusStream`, `StatusFollower`).
+@Suite("Status streams held by callbacks (against the hostile agent test double)", .timeLimit(.minutes(2)))
+struct StatusStreamCallbackTests {
+    static let watch = "/v1/status?watch=true"
+
+    @Test("the follower delivers each status, reports each end and opens again; once cancelled it reports and opens nothing")
+    func followerReopensUntilCancelled() async throws {
+        try await withHostileAgent { server, client in
+            server.script(Self.watch, HostileAgent.stream([statusJSON + "\n"]))
+            let received = Collected<AgentStatus>()
+            let lost = Collected<String>()
+            let follower = StatusFollower(client: client) { received.append($0) } lost: { lost.append($0) }
+            follower.start()
+            let reopened = await eventually { lost.all.count >= 3 && received.all.count >= 3 }
+            #expect(reopened, "received \(received.all.count), lost \(lost.all)")
+            #expect(received.all.allSatisfy { $0.pid == 42 && $0.repState == .active })
+            #expect(lost.all.first == "the agent closed its status stream")
+            #expect(server.requests(Self.watch) >= 3)
+
+            follower.cancel()
+            let (seen, ends, requests) = (received.all.count, lost.all.count, server.requests(Self.watch))
+            // Three times the longest wait between attempts: a follower still running would have opened again.
+            try await Task.sleep(for: StatusFollower.longestWait * 3)
+            #expect(received.all.count == seen && lost.all.count == ends, "nothing is reported after cancel")
+            #expect(server.requests(Self.watch) <= requests + 1, "at most the attempt already on the wire")
+        }
+    }
+
+    @Test("the wait before the next attempt doubles to 2 s, and starts again at 100 ms after a stream that opened", arguments: [
+        (100, false, 100, 200), (200, false, 200, 400), (1600, false, 1600, 2000), (2000, false, 2000, 2000),
+        (2000, true, 100, 200), (400, true, 100, 200),
+    ])
+    func waits(before: Int, opened: Bool, now: Int, next: Int) {
+        let wait = StatusFollower.nextWait(after: .milliseconds(before), opened: opened)
+        #expect(wait.now == .milliseconds(now) && wait.next == .milliseconds(next))
+    }
+
+    @Test("a stream cancelled before it connects ends as cancelled, and never reaches the agent")
+    func cancelledBeforeConnecting() async throws {
+        try await withHostileAgent { server, client in
+            server.script(Self.watch, HostileAgent.stream([statusJSON + "\n"]))
+            let ends = Collected<Result<Void, AgentClientError>>()
+            let stream = client.openStatusStream({ _ in }) { ends.append($0) }
+            stream.cancel()
+            #expect(await eventually { ends.all.count == 1 })
+            #expect(ends.all.first.map { if case .failure(.cancelled) = $0 { true } else { false } } == true, "\(ends.all)")
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(server.requests(Self.watch) == 0)
+        }
+    }
+
+    @Test("a stream cancelled while open ends as cancelled, once, after the statuses it brought")
+    func cancelledWhileOpen() async throws {
+        try await withHostileAgent { server, client in
+            server.script(Self.watch, .piecesThenSilence(
+                ["HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n", statusJSON + "\n"]))
+            let statuses = Collected<AgentStatus>()
+            let ends = Collected<Result<Void, AgentClientError>>()
+            let stream = client.openStatusStream({ statuses.append($0) }) { ends.append($0) }
+            #expect(await eventually { statuses.all.count == 1 })
+            #expect(ends.all.isEmpty)
+            stream.cancel()
+            #expect(await eventually { ends.all.count == 1 })
+            #expect(ends.all.first.map { if case .failure(.cancelled) = $0 { true } else { false } } == true, "\(ends.all)")
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(ends.all.count == 1)
         }
     }
 }

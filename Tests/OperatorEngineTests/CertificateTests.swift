@@ -190,7 +190,7 @@ struct CertificateTests {
         let other = try PairCertificates.create(for: names)
         #expect(certificates.agentTLSProblems(try other.agentTLSSecret(owner: object)).count == 2, "wrong ca.crt and no chain")
 
-        let renamed = PairCertificates(names: PairNames(name: "sample", namespace: "elsewhere"), authority: certificates.authority)
+        let renamed = try PairCertificates(names: PairNames(name: "sample", namespace: "elsewhere"), authority: certificates.authority)
         let moved = certificates.agentTLSProblems(try renamed.agentTLSSecret(owner: object))
         #expect(moved.count == 1 && moved[0].contains("lacks the names"), "\(moved)")
 

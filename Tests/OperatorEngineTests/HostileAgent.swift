@@ -25,6 +25,8 @@ final class HostileAgent: Sendable {
         var routes: [String: [Reply]] = [:]
         var connections: Set<Int32> = []
         var stopped = false
+        /// Requests read, by target.
+        var requests: [String: Int] = [:]
     }
 
     let port: Int
@@ -58,6 +60,9 @@ final class HostileAgent: Sendable {
     func script(_ target: String, _ replies: Reply...) {
         state.withLock { $0.routes[target] = replies }
     }
+
+    /// How many requests for `target` arrived.
+    func requests(_ target: String) -> Int { state.withLock { $0.requests[target] ?? 0 } }
 
     func stop() {
         let connections = state.withLock { state -> Set<Int32> in
@@ -113,6 +118,7 @@ final class HostileAgent: Sendable {
         }
         guard let target = readRequest(fd) else { return }
         let reply = state.withLock { state -> Reply? in
+            state.requests[target, default: 0] += 1
             guard var replies = state.routes[target], let first = replies.first else { return nil }
             if replies.count > 1 {
                 replies.removeFirst()

@@ -12,13 +12,15 @@ public actor EventRecorder {
         case warning = "Warning"
     }
 
+    /// What makes two events the same: the object (uid, kind, namespace and name), type, reason
+    /// and message, joined into one string, so that each of the cache's thousands of slots holds
+    /// one string rather than six.
     private struct AggregationKey: Hashable {
-        var objectUID: String
-        var objectKind: String
-        var objectKey: ObjectKey
-        var type: String
-        var reason: String
-        var message: String
+        let text: String
+
+        init(objectUID: String, objectKind: String, objectKey: ObjectKey, type: String, reason: String, message: String) {
+            text = [objectUID, objectKind, objectKey.description, type, reason, message].joined(separator: "\u{0}")
+        }
     }
 
     private struct Recorded {

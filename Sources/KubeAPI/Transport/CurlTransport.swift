@@ -143,6 +143,9 @@ final class Transfer: @unchecked Sendable {
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1), "TCP_NODELAY")
         try check(tenops_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS")
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1), "TCP_KEEPALIVE")
+        // A pooled connection idle for 30 s is closed rather than kept (curl's default is 118 s):
+        // each holds an OpenSSL context of its own, and the agents' calls come in bursts.
+        try check(tenops_curl_easy_setopt_long(easy, CURLOPT_MAXAGE_CONN, Self.idleConnectionSeconds), "MAXAGE_CONN")
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)), "HTTP_VERSION")
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(request.connectTimeout)), "CONNECTTIMEOUT")
         if let timeout = request.timeout {
@@ -198,6 +201,9 @@ final class Transfer: @unchecked Sendable {
         try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, context), "HEADERDATA")
         try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_PRIVATE, context), "PRIVATE")
     }
+
+    /// How long a pooled connection may sit idle before curl closes it instead of reusing it.
+    static let idleConnectionSeconds = 30
 
     private static func milliseconds(_ duration: Duration) -> Int {
         let (seconds, attoseconds) = duration.components

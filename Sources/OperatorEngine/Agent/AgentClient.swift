@@ -192,58 +192,55 @@ public struct AgentClient: Sendable {
         return statuses
     }
 
-    /// The status stream with no stream or task in between: `opened` once the agent has accepted
-    /// it, then `deliver` for each status, both on the connection's event loop, until the agent
-    /// ends it (returns) or it fails (throws, as `watchStatus` describes). How the engine follows
-    /// thousands of agents cheaply.
-    public func followStatus(
-        opened: @escaping @Sendable () -> Void = {}, _ deliver: @escaping @Sendable (AgentStatus) -> Void
-    ) async throws(AgentClientError) {
+    /// The status stream as callbacks, with no stream or task in between: `opened` once the
+    /// agent has accepted it, then `deliver` for each status, then `end` once: success when the
+    /// agent ends it, an error as `watchStatus` describes when it fails, `.cancelled` when the
+    /// returned stream is cancelled. All on the connection's event loop, never before this
+    /// returns. How the engine follows thousands of agents cheaply: an open stream holds no task.
+    public func openStatusStream(
+        opened: @escaping @Sendable () -> Void = {}, _ deliver: @escaping @Sendable (AgentStatus) -> Void,
+        end: @escaping @Sendable (Result<Void, AgentClientError>) -> Void
+    ) -> AgentStreamTransport.Stream {
         let call = "GET /v1/status?watch=true"
         var request = HTTPRequest(
             method: "GET", url: baseURL + "/v1/status?watch=true", headers: [("Accept", "application/x-ndjson")],
             timeout: nil, connectTimeout: min(timeouts.connect, timeouts.get))
         // The agent repeats its status every 5 s; three beats missed means the agent is gone.
         request.idleTimeout = timeouts.streamIdle
-        /// What the reader has seen, touched on the event loop only (the lock is never contended).
-        struct Reading {
-            var head: HTTPResponseHead?
-            var refusal = Data()
-            var lines = StatusLines()
-        }
-        let reading = NIOLockedValueBox(Reading())
-        do {
-            try await streams.read(request, tls: tls, head: { received in
-                reading.withLockedValue { $0.head = received }
-                if received.status == 200 { opened() }
-            }, chunk: { buffer in
-                try reading.withLockedValue { reading in
-                    if reading.head?.status == 200 {
-                        try reading.lines.append(Data(buffer.readableBytesView), call: call, deliver: deliver)
-                    } else if reading.refusal.count < 64 << 10 {
-                        reading.refusal.append(contentsOf: buffer.readableBytesView)
-                    }
+        // What the reader has seen, touched on the event loop only (the lock is never contended).
+        let reading = NIOLockedValueBox(StatusReading())
+        return streams.open(request, tls: tls, head: { received in
+            reading.withLockedValue { $0.head = received }
+            if received.status == 200 { opened() }
+        }, chunk: { buffer in
+            try reading.withLockedValue { reading in
+                if reading.head?.status == 200 {
+                    try reading.lines.append(Data(buffer.readableBytesView), call: call, deliver: deliver)
+                } else if reading.refusal.count < 64 << 10 {
+                    reading.refusal.append(contentsOf: buffer.readableBytesView)
                 }
-            })
-        } catch let error as AgentClientError {
-            throw error
-        } catch let error as KubeAPIError {
-            let (head, refusal) = reading.withLockedValue { ($0.head, $0.refusal) }
-            if let head, head.status != 200 {
-                // The status code is what matters.
-                throw .rejected(AgentRejection.decode(status: head.status, body: refusal))
             }
-            let mapped = AgentClientError.from(error, call: call)
-            // After the head, a broken transfer is the agent going away, not a bad reply.
-            guard head != nil, mapped != .cancelled else { throw mapped }
-            throw .unreachable("\(call): the stream broke off: \(error)")
-        } catch {
-            throw .unreachable("\(call): \(error)")
+        }, end: { result in
+            end(reading.withLockedValue { $0.outcome(of: result, call: call) })
+        })
+    }
+
+    /// ``openStatusStream(opened:_:end:)`` until its end: returns when the agent ends the stream,
+    /// throws when it fails; cancelling the calling task closes it (`.cancelled`).
+    public func followStatus(
+        opened: @escaping @Sendable () -> Void = {}, _ deliver: @escaping @Sendable (AgentStatus) -> Void
+    ) async throws(AgentClientError) {
+        let stream = NIOLockedValueBox<AgentStreamTransport.Stream?>(nil)
+        let result: Result<Void, AgentClientError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, AgentClientError>, Never>) in
+                let opened = openStatusStream(opened: opened, deliver) { continuation.resume(returning: $0) }
+                stream.withLockedValue { $0 = opened }
+                if Task.isCancelled { opened.cancel() }
+            }
+        } onCancel: {
+            stream.withLockedValue { $0 }?.cancel()
         }
-        let (head, refusal, partial) = reading.withLockedValue { ($0.head, $0.refusal, $0.lines.hasPartialLine) }
-        guard let head else { throw .unreachable("\(call): no response") }
-        guard head.status == 200 else { throw .rejected(AgentRejection.decode(status: head.status, body: refusal)) }
-        if partial { throw .malformed("\(call): the stream ended inside a status line") }
+        try result.get()
     }
 
     // MARK: - Plumbing
@@ -287,6 +284,38 @@ public struct AgentClient: Sendable {
             return try make(object)
         } catch {
             throw .malformed("\(call): \(error)")
+        }
+    }
+}
+
+/// What a status stream has brought so far, and what its end means.
+struct StatusReading {
+    var head: HTTPResponseHead?
+    /// The body of a refusal (any status but 200), kept to 64 KB.
+    var refusal = Data()
+    var lines = StatusLines()
+
+    /// The stream's outcome, from how the transfer ended and what came before.
+    func outcome(of transfer: Result<Void, any Error>, call: String) -> Result<Void, AgentClientError> {
+        switch transfer {
+        case .failure(let error as AgentClientError):
+            return .failure(error)
+        case .failure(let error as KubeAPIError):
+            if let head, head.status != 200 {
+                // The status code is what matters.
+                return .failure(.rejected(AgentRejection.decode(status: head.status, body: refusal)))
+            }
+            let mapped = AgentClientError.from(error, call: call)
+            // After the head, a broken transfer is the agent going away, not a bad reply.
+            guard head != nil, mapped != .cancelled else { return .failure(mapped) }
+            return .failure(.unreachable("\(call): the stream broke off: \(error)"))
+        case .failure(let error):
+            return .failure(.unreachable("\(call): \(error)"))
+        case .success:
+            guard let head else { return .failure(.unreachable("\(call): no response")) }
+            guard head.status == 200 else { return .failure(.rejected(AgentRejection.decode(status: head.status, body: refusal))) }
+            if lines.hasPartialLine { return .failure(.malformed("\(call): the stream ended inside a status line")) }
+            return .success(())
         }
     }
 }

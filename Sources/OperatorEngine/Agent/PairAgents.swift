@@ -20,25 +20,38 @@ public final class PairAgents: Sendable {
     private struct Watch {
         var view: AgentView
         var client: AgentClient
-        var task: Task<Void, Never>?
+        /// The open (or reopening) stream; nil while it rests or before it starts.
+        var follower: StatusFollower?
         /// The pair the pod belongs to.
         var pair: ObjectKey
         /// The pod whose stream vouches for this one while this one's stream rests.
         var voucher: PodKey?
     }
 
+    /// A watch in a box of its own, so that the dictionary's table holds a reference per slot,
+    /// not a whole `Watch` (hundreds of bytes, in every slot of a table kept at most 3/4 full).
+    /// Unchecked: a slot is only touched under the lock of `watches`.
+    private final class Slot: @unchecked Sendable {
+        var watch: Watch
+        init(_ watch: Watch) { self.watch = watch }
+    }
+
     /// The watches by pod, and which rest on which: every lookup by key, none a scan.
     private struct Watches {
-        private(set) var byPod: [PodKey: Watch] = [:]
+        private var byPod: [PodKey: Slot] = [:]
         /// Voucher -> the pods resting on it.
         private var restingOn: [PodKey: Set<PodKey>] = [:]
         private(set) var restingCount = 0
 
         subscript(pod: PodKey) -> Watch? {
-            get { byPod[pod] }
+            get { byPod[pod]?.watch }
             set {
-                let before = byPod[pod]?.voucher
-                byPod[pod] = newValue
+                let before = byPod[pod]?.watch.voucher
+                if let newValue, let slot = byPod[pod] {
+                    slot.watch = newValue
+                } else {
+                    byPod[pod] = newValue.map(Slot.init)
+                }
                 let after = newValue?.voucher
                 guard before != after else { return }
                 if let before {
@@ -60,7 +73,8 @@ public final class PairAgents: Sendable {
             return old
         }
 
-        var keys: Dictionary<PodKey, Watch>.Keys { byPod.keys }
+        var keys: Dictionary<PodKey, Slot>.Keys { byPod.keys }
+        var all: [Watch] { byPod.values.map(\.watch) }
         var count: Int { byPod.count }
         func peers(restingOn voucher: PodKey) -> Set<PodKey> { restingOn[voucher] ?? [] }
     }
@@ -83,7 +97,7 @@ public final class PairAgents: Sendable {
     }
 
     deinit {
-        watches.withLock { $0.byPod.values.forEach { $0.task?.cancel() } }
+        watches.withLock { $0.all.forEach { $0.follower?.cancel() } }
     }
 
     // MARK: Views
@@ -120,7 +134,7 @@ public final class PairAgents: Sendable {
     public func watch(_ pod: PodKey, of pair: ObjectKey, uid: String, client: AgentClient, now: Date = Date()) {
         let started: Bool = watches.withLock { watches in
             if let existing = watches[pod], existing.view.podUID == uid, existing.client.baseURL == client.baseURL { return false }
-            watches[pod]?.task?.cancel()
+            watches[pod]?.follower?.cancel()
             watches[pod] = Watch(view: AgentView(podUID: uid, address: client.baseURL, watchingSince: now), client: client, pair: pair)
             return true
         }
@@ -132,20 +146,23 @@ public final class PairAgents: Sendable {
     }
 
     private func start(_ pod: PodKey, uid: String, client: AgentClient) {
-        let task = Task<Void, Never> { [weak self] in await self?.follow(pod, uid: uid, client: client) }
-        watches.withLock { watches in
-            if watches[pod]?.view.podUID == uid, watches[pod]?.task == nil, watches[pod]?.voucher == nil {
-                watches[pod]?.task = task
-            } else {
-                task.cancel()
-            }
+        let follower = StatusFollower(client: client) { [weak self] status in
+            self?.received(status, pod: pod, uid: uid)
+        } lost: { [weak self] why in
+            self?.lost(pod, uid: uid, why: why)
         }
+        let kept: Bool = watches.withLock { watches in
+            guard watches[pod]?.view.podUID == uid, watches[pod]?.follower == nil, watches[pod]?.voucher == nil else { return false }
+            watches[pod]?.follower = follower
+            return true
+        }
+        if kept { follower.start() }
     }
 
     /// Stops watching `pod` and forgets its view.
     public func stop(_ pod: PodKey) {
         let watch = watches.withLock { $0.removeValue(forKey: pod) }
-        watch?.task?.cancel()
+        watch?.follower?.cancel()
         wakePeers(restingOn: pod, why: "the agent of \(pod) is no longer watched")
         countStreams()
     }
@@ -157,7 +174,7 @@ public final class PairAgents: Sendable {
             return gone.compactMap { key in watches.removeValue(forKey: key).map { (key, $0) } }
         }
         for (key, watch) in stopped {
-            watch.task?.cancel()
+            watch.follower?.cancel()
             wakePeers(restingOn: key, why: "the agent of \(key) is no longer watched")
         }
         if !stopped.isEmpty { countStreams() }
@@ -171,20 +188,20 @@ public final class PairAgents: Sendable {
     /// Lets the stream of `pod` rest while `voucher`'s status vouches for it (``StandbyRest/vouches(_:)``).
     /// Nothing happens unless both are watched, reachable and settled, and the voucher vouches now.
     public func rest(_ pod: PodKey, vouchedBy voucher: PodKey) {
-        // The stream's task, when the stream now rests (nil inside: it had not started yet).
-        let rested: Task<Void, Never>?? = watches.withLock { watches in
+        // The stream's follower, when the stream now rests (nil inside: it had not started yet).
+        let rested: StatusFollower?? = watches.withLock { watches in
             guard var watch = watches[pod], watch.voucher == nil, watch.view.reachable, watch.view.settled,
                   let guarantor = watches[voucher], guarantor.voucher == nil, guarantor.view.reachable, guarantor.view.settled,
                   StandbyRest.vouches(guarantor.view.status)
             else { return nil }
-            let task = watch.task
-            watch.task = nil
+            let follower = watch.follower
+            watch.follower = nil
             watch.voucher = voucher
             watches[pod] = watch
-            return .some(task)
+            return .some(follower)
         }
-        guard let task = rested else { return }
-        task?.cancel()
+        guard let follower = rested else { return }
+        follower?.cancel()
         countStreams()
         logger.info("the status stream of \(pod) rests while \(voucher) vouches for it")
     }
@@ -233,27 +250,6 @@ public final class PairAgents: Sendable {
     private func wakePeers(restingOn voucher: PodKey, why: String) {
         let peers = watches.withLock { $0.peers(restingOn: voucher) }
         for peer in peers { wake(peer, why: why) }
-    }
-
-    private func follow(_ pod: PodKey, uid: String, client: AgentClient) async {
-        var backoff: Duration = .milliseconds(100)
-        while !Task.isCancelled {
-            let opened = NIOLockedValueBox(false)
-            do {
-                try await client.followStatus(opened: { opened.withLockedValue { $0 = true } }) { [weak self] status in
-                    self?.received(status, pod: pod, uid: uid)
-                }
-                if Task.isCancelled { return }
-                lost(pod, uid: uid, why: "the agent closed its status stream")
-            } catch {
-                if Task.isCancelled { return }
-                lost(pod, uid: uid, why: "\(error)")
-            }
-            // A stream that got as far as opening starts the next attempt from the shortest wait.
-            if opened.withLockedValue({ $0 }) { backoff = .milliseconds(100) }
-            do { try await Task.sleep(for: backoff) } catch { return }
-            backoff = min(backoff * 2, .seconds(2))
-        }
     }
 
     private func received(_ status: AgentStatus, pod: PodKey, uid: String) {
@@ -348,7 +344,7 @@ public final class PairAgents: Sendable {
     /// The operator's TLS settings for the agents of a pair: its own clientAuth certificate,
     /// issued once per pair CA and kept in memory only.
     public func tls(for pair: ObjectKey, certificates: PairCertificates) throws -> TLSSettings {
-        let caPEM = Data(try certificates.authority.certificate.pem.utf8)
+        let caPEM = Data(certificates.caCertificatePEM.utf8)
         if let cached = identities.withLock({ $0[pair] }), cached.caPEM == caPEM { return cached.tls }
         let tls = try certificates.agentTLSSettings(client: try certificates.issueOperatorClient())
         identities.withLock { $0[pair] = (caPEM, tls) }

@@ -38,19 +38,33 @@ public struct PairCertificates: Sendable {
     public static let renewBefore: TimeInterval = 30 * 86_400
 
     public let names: PairNames
-    public let authority: CertificateAuthority
+    /// The CA's certificate and key as PEM, as the `NAME-ca` Secret holds them.
+    public let caCertificatePEM: String
+    private let caKeyPEM: String
     /// The uid and resourceVersion of the `NAME-ca` Secret this CA was read from; nil for a
     /// new CA, or one read from a Secret that has neither.
     var caSecretVersion: String?
 
-    public init(names: PairNames, authority: CertificateAuthority) {
+    public init(names: PairNames, authority: CertificateAuthority) throws {
+        self.init(names: names, caCertificatePEM: try authority.certificate.pem, caKeyPEM: try authority.privateKey.pem)
+    }
+
+    private init(names: PairNames, caCertificatePEM: String, caKeyPEM: String) {
         self.names = names
-        self.authority = authority
+        self.caCertificatePEM = caCertificatePEM
+        self.caKeyPEM = caKeyPEM
+    }
+
+    /// The CA, parsed from its PEM at each use: nothing parsed is kept. A reconcile needs it
+    /// only to issue a certificate or to check the agent's (once per version of its Secret), and
+    /// 1,000 pairs' parsed CAs held about 4 MB of OpenSSL objects.
+    public var authority: CertificateAuthority {
+        get throws { try CertificateAuthority(certificatePEM: caCertificatePEM, privateKeyPEM: caKeyPEM) }
     }
 
     /// A new CA for the pair.
     public static func create(for names: PairNames) throws -> PairCertificates {
-        PairCertificates(names: names, authority: try CertificateAuthority.create(commonName: caCommonName(names)))
+        try PairCertificates(names: names, authority: try CertificateAuthority.create(commonName: caCommonName(names)))
     }
 
     /// The pair's CA from its Secret, or a new CA when there is no Secret yet. Whatever is in an
@@ -62,12 +76,6 @@ public struct PairCertificates: Sendable {
                 throw PairCertificateError(secret: names.caSecret, message: "cannot create the pair CA: \(error)")
             }
         }
-        // Every reconcile reads the CA; OpenSSL parses a PEM key in about a millisecond, so a
-        // Secret that has not changed since it was last read is not parsed again.
-        let version = ParsedSecretCache.version(of: caSecret)
-        if let version, let cached = ParsedSecretCache.authorities.value(for: caSecret, version: version) {
-            return (cached, false)
-        }
         let data = caSecret.data
         func text(_ key: String) throws(PairCertificateError) -> String {
             guard let bytes = data[key], !bytes.isEmpty else {
@@ -78,16 +86,19 @@ public struct PairCertificates: Sendable {
             }
             return text
         }
-        let certificate = try text(caCertificateKey)
-        let key = try text(caKeyKey)
+        var loaded = PairCertificates(names: names, caCertificatePEM: try text(caCertificateKey), caKeyPEM: try text(caKeyKey))
+        // Every reconcile reads the CA; OpenSSL parses a PEM key in about a millisecond, so only
+        // a version of the Secret not seen before is parsed, to refuse one that holds no usable CA.
+        let version = ParsedSecretCache.version(of: caSecret)
+        loaded.caSecretVersion = version
+        if let version, ParsedSecretCache.usableAuthorities.value(for: caSecret, version: version) != nil { return (loaded, false) }
         do {
-            var loaded = PairCertificates(names: names, authority: try CertificateAuthority(certificatePEM: certificate, privateKeyPEM: key))
-            loaded.caSecretVersion = version
-            if let version { ParsedSecretCache.authorities.store(loaded, for: caSecret, version: version) }
-            return (loaded, false)
+            _ = try loaded.authority
         } catch {
             throw PairCertificateError(secret: names.caSecret, message: "does not hold a usable CA: \(error)")
         }
+        if let version { ParsedSecretCache.usableAuthorities.store((), for: caSecret, version: version) }
+        return (loaded, false)
     }
 
     static func caCommonName(_ names: PairNames) -> String { String("tenops-ca-\(names.name)".prefix(64)) }
@@ -97,8 +108,8 @@ public struct PairCertificates: Sendable {
     /// `NAME-ca`, owned by the TimesTenClassic.
     public func caSecret(owner: TimesTenClassic) throws -> Secret {
         try secret(names.caSecret, type: "Opaque", owner: owner, data: [
-            Self.caCertificateKey: try authority.certificate.pem,
-            Self.caKeyKey: try authority.privateKey.pem,
+            Self.caCertificateKey: caCertificatePEM,
+            Self.caKeyKey: caKeyPEM,
         ])
     }
 
@@ -106,7 +117,7 @@ public struct PairCertificates: Sendable {
     public func agentTLSSecret(owner: TimesTenClassic) throws -> Secret {
         let agent = try issueAgent()
         return try secret(names.agentTLSSecret, type: "kubernetes.io/tls", owner: owner, data: [
-            Self.caCertificateKey: try authority.certificate.pem,
+            Self.caCertificateKey: caCertificatePEM,
             Self.certificateKey: try agent.certificatePEM,
             Self.keyKey: try agent.privateKeyPEM,
         ])
@@ -153,7 +164,7 @@ public struct PairCertificates: Sendable {
     /// check the agent's certificate against. The transport must honour `serverName`.
     public func agentTLSSettings(client: IssuedCertificate) throws -> TLSSettings {
         TLSSettings(
-            certificateAuthorityPEM: Data(try authority.certificate.pem.utf8),
+            certificateAuthorityPEM: Data(caCertificatePEM.utf8),
             clientCertificatePEM: Data(try client.certificatePEM.utf8), clientKeyPEM: Data(try client.privateKeyPEM.utf8),
             serverName: names.agentServerName)
     }
@@ -192,8 +203,7 @@ public struct PairCertificates: Sendable {
         let data = secret.data
         func text(_ key: String) -> String? { data[key].flatMap { String(data: $0, encoding: .utf8) } }
         var problems: [String] = []
-        let caPEM = try? authority.certificate.pem
-        if text(Self.caCertificateKey) != caPEM { problems.append("\(Self.caCertificateKey) is not the pair CA's certificate") }
+        if text(Self.caCertificateKey) != caCertificatePEM { problems.append("\(Self.caCertificateKey) is not the pair CA's certificate") }
         guard let certificatePEM = text(Self.certificateKey), let certificate = try? Certificate(pem: certificatePEM) else {
             return AgentTLSCheck(before: problems + ["\(Self.certificateKey) is missing or not a certificate"], notAfter: nil, after: [])
         }
@@ -212,7 +222,8 @@ public struct PairCertificates: Sendable {
 /// What was parsed out of a pair's Secrets, by Secret and version (uid and resourceVersion, which
 /// change with any change of content). One entry per Secret: a new version replaces the old.
 enum ParsedSecretCache {
-    static let authorities = ParsedSecrets<PairCertificates>()
+    /// CA Secrets whose CA parsed: only whether, no parsed object.
+    static let usableAuthorities = ParsedSecrets<Void>()
     static let agentChecks = ParsedSecrets<PairCertificates.AgentTLSCheck>()
 
     /// The Secret's version, nil when it has no uid or resourceVersion (not from an API server).
