@@ -284,6 +284,20 @@ struct StatusStreamCallbackTests {
         }
     }
 
+    @Test("a stream that its own status callback cancels ends as cancelled (the callback runs outside the reader's lock)")
+    func cancelledFromItsOwnCallback() async throws {
+        try await withHostileAgent { server, client in
+            server.script(Self.watch, .piecesThenSilence(
+                ["HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n", statusJSON + "\n"]))
+            let ends = Collected<Result<Void, AgentClientError>>()
+            let holder = Mutex<AgentStreamTransport.Stream?>(nil)
+            let stream = client.openStatusStream({ _ in holder.withLock { $0 }?.cancel() }) { ends.append($0) }
+            holder.withLock { $0 = stream }
+            #expect(await eventually { ends.all.count == 1 })
+            #expect(ends.all.first.map { if case .failure(.cancelled) = $0 { true } else { false } } == true, "\(ends.all)")
+        }
+    }
+
     @Test("a stream cancelled while open ends as cancelled, once, after the statuses it brought")
     func cancelledWhileOpen() async throws {
         try await withHostileAgent { server, client in

@@ -213,13 +213,23 @@ public struct AgentClient: Sendable {
             reading.withLockedValue { $0.head = received }
             if received.status == 200 { opened() }
         }, chunk: { buffer in
-            try reading.withLockedValue { reading in
-                if reading.head?.status == 200 {
-                    try reading.lines.append(Data(buffer.readableBytesView), call: call, deliver: deliver)
-                } else if reading.refusal.count < 64 << 10 {
-                    reading.refusal.append(contentsOf: buffer.readableBytesView)
+            // Decoded under the lock, delivered after it: `deliver` may end this very stream,
+            // and the end takes the lock too.
+            let (statuses, failure) = reading.withLockedValue { reading -> ([AgentStatus], AgentClientError?) in
+                var statuses: [AgentStatus] = []
+                do throws(AgentClientError) {
+                    if reading.head?.status == 200 {
+                        try reading.lines.append(Data(buffer.readableBytesView), call: call) { statuses.append($0) }
+                    } else if reading.refusal.count < 64 << 10 {
+                        reading.refusal.append(contentsOf: buffer.readableBytesView)
+                    }
+                    return (statuses, nil)
+                } catch {
+                    return (statuses, error)
                 }
             }
+            statuses.forEach(deliver)
+            if let failure { throw failure }
         }, end: { result in
             end(reading.withLockedValue { $0.outcome(of: result, call: call) })
         })

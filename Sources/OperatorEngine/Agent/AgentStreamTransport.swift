@@ -81,11 +81,13 @@ public final class AgentStreamTransport: Sendable {
         let label = "\(request.method) \(request.url)"
         let done = loop.makePromise(of: Void.self)
         done.futureResult.whenComplete { result in
+            // Whatever else happened meanwhile (a response that ends at close, a line the reader
+            // refused), a cancelled stream ends as cancelled.
+            guard !stream.isCancelled else { return onEnd(.failure(KubeAPIError.cancelled)) }
             switch result {
-            // A response closed by our own cancel may look complete (a body that ends at close).
-            case .success: onEnd(stream.isCancelled ? .failure(KubeAPIError.cancelled) : .success(()))
+            case .success: onEnd(.success(()))
             case .failure(let error as StreamReader.CallerError): onEnd(.failure(error.error))
-            case .failure(let error): onEnd(.failure(stream.isCancelled ? KubeAPIError.cancelled : Self.mapped(error, label: label)))
+            case .failure(let error): onEnd(.failure(Self.mapped(error, label: label)))
             }
         }
         let target: Target

@@ -35,8 +35,8 @@ final class StatusFollower: Sendable {
     /// Opens the first stream.
     func start() { open() }
 
-    /// Closes the stream or stops the wait; nothing is reported after this returns, apart from
-    /// a status already being delivered.
+    /// Closes the stream or stops the wait. Nothing is reported after this returns, apart from a
+    /// status or an end that another thread is reporting at that moment.
     func cancel() {
         let (stream, retry) = state.withLock { state in
             state.cancelled = true
@@ -60,18 +60,18 @@ final class StatusFollower: Sendable {
 
     private func open() {
         let opened = NIOLockedValueBox(false)
-        let stream = client.openStatusStream(opened: { opened.withLockedValue { $0 = true } }) { [weak self] status in
-            guard let self, !self.isCancelled else { return }
-            self.received(status)
-        } end: { [weak self] result in
-            self?.ended(result, opened: opened.withLockedValue { $0 })
+        // Under the lock, so that an end that comes at once (a refused connection) cannot take
+        // its turn before this stream is kept: `end` never runs before `openStatusStream`
+        // returns, and here it waits for the lock.
+        state.withLock { state in
+            guard !state.cancelled else { return }
+            state.stream = client.openStatusStream(opened: { opened.withLockedValue { $0 = true } }) { [weak self] status in
+                guard let self, !self.isCancelled else { return }
+                self.received(status)
+            } end: { [weak self] result in
+                self?.ended(result, opened: opened.withLockedValue { $0 })
+            }
         }
-        let kept = state.withLock { state in
-            guard !state.cancelled else { return false }
-            state.stream = stream
-            return true
-        }
-        if !kept { stream.cancel() }
     }
 
     private func ended(_ result: Result<Void, AgentClientError>, opened: Bool) {

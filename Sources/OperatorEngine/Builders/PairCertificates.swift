@@ -38,7 +38,7 @@ public struct PairCertificates: Sendable {
     public static let renewBefore: TimeInterval = 30 * 86_400
 
     public let names: PairNames
-    /// The CA's certificate and key as PEM, as the `NAME-ca` Secret holds them.
+    /// The CA's certificate as OpenSSL writes it, and its key as the `NAME-ca` Secret holds it.
     public let caCertificatePEM: String
     private let caKeyPEM: String
     /// The uid and resourceVersion of the `NAME-ca` Secret this CA was read from; nil for a
@@ -86,19 +86,26 @@ public struct PairCertificates: Sendable {
             }
             return text
         }
-        var loaded = PairCertificates(names: names, caCertificatePEM: try text(caCertificateKey), caKeyPEM: try text(caKeyKey))
+        let certificate = try text(caCertificateKey)
+        let key = try text(caKeyKey)
         // Every reconcile reads the CA; OpenSSL parses a PEM key in about a millisecond, so only
-        // a version of the Secret not seen before is parsed, to refuse one that holds no usable CA.
+        // a version of the Secret not seen before is parsed: to refuse one that holds no usable
+        // CA, and to keep the CA certificate as OpenSSL writes it (the one certificate the pair
+        // trusts, whatever else the Secret's text holds).
         let version = ParsedSecretCache.version(of: caSecret)
-        loaded.caSecretVersion = version
-        if let version, ParsedSecretCache.usableAuthorities.value(for: caSecret, version: version) != nil { return (loaded, false) }
+        if let version, let canonical = ParsedSecretCache.authorityCertificates.value(for: caSecret, version: version) {
+            var loaded = PairCertificates(names: names, caCertificatePEM: canonical, caKeyPEM: key)
+            loaded.caSecretVersion = version
+            return (loaded, false)
+        }
         do {
-            _ = try loaded.authority
+            var loaded = try PairCertificates(names: names, authority: try CertificateAuthority(certificatePEM: certificate, privateKeyPEM: key))
+            loaded.caSecretVersion = version
+            if let version { ParsedSecretCache.authorityCertificates.store(loaded.caCertificatePEM, for: caSecret, version: version) }
+            return (loaded, false)
         } catch {
             throw PairCertificateError(secret: names.caSecret, message: "does not hold a usable CA: \(error)")
         }
-        if let version { ParsedSecretCache.usableAuthorities.store((), for: caSecret, version: version) }
-        return (loaded, false)
     }
 
     static func caCommonName(_ names: PairNames) -> String { String("tenops-ca-\(names.name)".prefix(64)) }
@@ -222,8 +229,9 @@ public struct PairCertificates: Sendable {
 /// What was parsed out of a pair's Secrets, by Secret and version (uid and resourceVersion, which
 /// change with any change of content). One entry per Secret: a new version replaces the old.
 enum ParsedSecretCache {
-    /// CA Secrets whose CA parsed: only whether, no parsed object.
-    static let usableAuthorities = ParsedSecrets<Void>()
+    /// The CA certificate of each CA Secret that holds a usable CA, as OpenSSL writes it: text,
+    /// no parsed object.
+    static let authorityCertificates = ParsedSecrets<String>()
     static let agentChecks = ParsedSecrets<PairCertificates.AgentTLSCheck>()
 
     /// The Secret's version, nil when it has no uid or resourceVersion (not from an API server).
