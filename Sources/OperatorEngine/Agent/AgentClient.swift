@@ -167,28 +167,25 @@ public struct AgentClient: Sendable {
 
     public func watchStatus() async throws(AgentClientError) -> AsyncThrowingStream<AgentStatus, any Error> {
         let (statuses, output) = AsyncThrowingStream<AgentStatus, any Error>.makeStream()
-        let client = self
-        do {
-            try await withCheckedThrowingContinuation { (opened: CheckedContinuation<Void, any Error>) in
-                let task = Task {
-                    let isOpen = NIOLockedValueBox(false)
-                    do {
-                        try await client.followStatus(opened: {
-                            isOpen.withLockedValue { $0 = true }
-                            opened.resume()
-                        }) { output.yield($0) }
-                        output.finish()
-                    } catch {
-                        if isOpen.withLockedValue({ $0 }) { output.finish(throwing: error) } else { opened.resume(throwing: error) }
-                    }
+        let result: Result<Void, AgentClientError> = await withCheckedContinuation { opening in
+            // Resumed once: when the agent accepts the stream, or when it ends before that.
+            let waiting = NIOLockedValueBox<CheckedContinuation<Result<Void, AgentClientError>, Never>?>(opening)
+            let stream = openStatusStream(opened: {
+                waiting.withLockedValue { $0.take() }?.resume(returning: .success(()))
+            }) { output.yield($0) } end: { result in
+                let opening = waiting.withLockedValue { $0.take() }
+                switch result {
+                case .success:
+                    // Success needs the 200 that already resumed `opening`.
+                    opening?.resume(returning: .failure(.unreachable("GET /v1/status?watch=true: no response")))
+                    output.finish()
+                case .failure(let error):
+                    if let opening { opening.resume(returning: .failure(error)) } else { output.finish(throwing: error) }
                 }
-                output.onTermination = { _ in task.cancel() }
             }
-        } catch let error as AgentClientError {
-            throw error
-        } catch {
-            throw .unreachable("GET /v1/status?watch=true: \(error)")
+            output.onTermination = { _ in stream.cancel() }
         }
+        try result.get()
         return statuses
     }
 
@@ -233,24 +230,6 @@ public struct AgentClient: Sendable {
         }, end: { result in
             end(reading.withLockedValue { $0.outcome(of: result, call: call) })
         })
-    }
-
-    /// ``openStatusStream(opened:_:end:)`` until its end: returns when the agent ends the stream,
-    /// throws when it fails; cancelling the calling task closes it (`.cancelled`).
-    public func followStatus(
-        opened: @escaping @Sendable () -> Void = {}, _ deliver: @escaping @Sendable (AgentStatus) -> Void
-    ) async throws(AgentClientError) {
-        let stream = NIOLockedValueBox<AgentStreamTransport.Stream?>(nil)
-        let result: Result<Void, AgentClientError> = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, AgentClientError>, Never>) in
-                let opened = openStatusStream(opened: opened, deliver) { continuation.resume(returning: $0) }
-                stream.withLockedValue { $0 = opened }
-                if Task.isCancelled { opened.cancel() }
-            }
-        } onCancel: {
-            stream.withLockedValue { $0 }?.cancel()
-        }
-        try result.get()
     }
 
     // MARK: - Plumbing

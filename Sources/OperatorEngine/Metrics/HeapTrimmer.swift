@@ -20,36 +20,32 @@ public enum HeapTrimmer {
         return mallocTrim(0) == 1
     }
 
-    /// Lets malloc create no more arenas than it has and `count` (glibc's `M_ARENA_MAX`): a
-    /// thread that first allocates later (one of NIO's pool for blocking work, say) then shares
-    /// an arena instead of starting one, which would step the RSS up at that moment. For a
-    /// process with little contention on the heap, such as the console. False when the C library
-    /// has no `mallopt`.
+    /// Caps malloc's arenas at `count` (glibc's `M_ARENA_MAX`): a thread that first allocates
+    /// later (one of NIO's pool for blocking work, say) then shares an arena instead of starting
+    /// one, which would step the RSS up at that moment. glibc fixes its limit the first time a
+    /// process has more than 8 arenas, so this must come early; it suits a process with little
+    /// contention on the heap, such as the console. False when the C library has no `mallopt`.
     @discardableResult
     public static func limitArenas(to count: Int32) -> Bool {
         guard let mallopt else { return false }
         return mallopt(-8, count) == 1  // M_ARENA_MAX
     }
 
-    private static let mallopt: (@convention(c) (Int32, Int32) -> Int32)? = {
-        #if canImport(Glibc)
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-        #else
-        return nil
-        #endif
-    }()
+    private static let mallopt = cFunction("mallopt", as: (@convention(c) (Int32, Int32) -> Int32).self)
 
     /// glibc's `malloc_trim`, looked up at run time: `<malloc.h>` is not part of the Glibc
     /// module, and a C library without it (musl) simply never trims.
-    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+    private static let mallocTrim = cFunction("malloc_trim", as: (@convention(c) (Int) -> Int32).self)
+
+    /// A function of the C library by name, nil when it has none.
+    private static func cFunction<Function>(_ name: String, as type: Function.Type) -> Function? {
         #if canImport(Glibc)
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
+        return unsafeBitCast(symbol, to: type)
         #else
         return nil
         #endif
-    }()
+    }
 
     /// Trims every `interval` until the calling task is cancelled, logging each trim's cost at debug level.
     public static func run(every interval: Duration = .seconds(60), logger: Logger) async {
