@@ -218,8 +218,21 @@ enum ConsoleBench {
         figure("  console CPU while streaming", String(format: "%.1f %% of a core", (end.cpuSeconds - start.cpuSeconds) / wall * 100))
         figure("  RSS at 1 min / at the end / max after 1 min",
                "\(firstMinute.kib / 1024) / \(rss.last!.kib / 1024) / \(maxAfter / 1024) MiB", target: "flat after the first minute")
-        figure("  RSS growth after the first minute", "\((maxAfter - firstMinute.kib)) KiB")
+        figure("  RSS growth after the first minute", "\((maxAfter - firstMinute.kib)) KiB at most; \(rss.last!.kib - firstMinute.kib) KiB at the end")
+        figure("  RSS trend after the first minute (least squares)", String(format: "%+.1f KiB/min", Self.slope(afterFirst)))
         print("  RSS samples (min: MiB): " + rss.map { String(format: "%.1f: %.1f", $0.minute, Double($0.kib) / 1024) }.joined(separator: ", "))
+    }
+
+    /// The least-squares slope of RSS over time, in KiB a minute: growth shows as a steady
+    /// positive trend, where the allocator's back and forth averages out.
+    static func slope(_ samples: [(minute: Double, kib: Int)]) -> Double {
+        guard samples.count > 1 else { return 0 }
+        let n = Double(samples.count)
+        let meanX = samples.reduce(0) { $0 + $1.minute } / n
+        let meanY = samples.reduce(0) { $0 + Double($1.kib) } / n
+        let covariance = samples.reduce(0) { $0 + ($1.minute - meanX) * (Double($1.kib) - meanY) }
+        let variance = samples.reduce(0) { $0 + ($1.minute - meanX) * ($1.minute - meanX) }
+        return variance > 0 ? covariance / variance : 0
     }
 
     static func tenopsBinary() throws -> String {

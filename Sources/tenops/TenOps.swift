@@ -10,7 +10,7 @@ struct TenOps: AsyncParsableCommand {
         version: BuildInfo.version,
         subcommands: [
             Version.self,
-            Local.self, Console.self, Operator.self, AgentCommand.self, NodeCommand.self,
+            Local.self, Console.self, Operator.self, AgentCommand.self, NodeCommand.self, NodeReaperCommandLine.self,
             Status.self, Switchover.self, Failover.self, Reduplicate.self, Reexamine.self,
         ]
     )

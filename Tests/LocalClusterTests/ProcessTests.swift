@@ -17,7 +17,7 @@ final class TenopsLocalProcess: @unchecked Sendable {
         process.arguments = ["local", "--dir", directory, "--headless", "--no-sample"] + extraArguments
         // Its output goes to a file in its directory, for a failing test to show.
         let log = "\(directory)/tenops-local.log"
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = FileHandle(forWritingAtPath: log)
         handle?.seekToEndOfFile()
         process.standardOutput = handle
@@ -77,6 +77,60 @@ struct ProcessTests {
         #expect(try ClusterConfig.load(kubeconfig: kubeconfig).server == server)
         let listed = try await Kubectl.run(["--kubeconfig", kubeconfig, "get", "namespace", "kept"])
         #expect(listed.status == 0 && listed.out.contains("kept"), "\(listed.err)")
+    }
+
+    @Test("kill -9 of tenops local: each node's reaper ends the processes of its pods; a clean stop leaves no reaper behind")
+    func reaperEndsOrphans() async throws {
+        let directory = try ScratchDirectory()
+        let running = try TenopsLocalProcess(directory: directory.path)
+        defer { running.stop() }
+        #expect(await running.waitUntilServing())
+        let kubeconfig = "\(directory.path)/kubeconfig"
+        // The API server serves before the nodes have started.
+        #expect(await eventually(timeout: .seconds(20)) { Self.reapers(under: directory.path).count == 3 },
+                "one reaper per node: \(Self.reapers(under: directory.path))")
+        let pod = """
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper", "namespace": "default"},
+             "spec": {"nodeName": "node-a", "containers": [{"name": "main", "image": "none", "command": ["sleep", "600"]}]}}
+            """
+        let file = "\(directory.path)/sleeper.json"
+        try pod.write(toFile: file, atomically: true, encoding: .utf8)
+        let created = try await Kubectl.run(["--kubeconfig", kubeconfig, "create", "-f", file])
+        #expect(created.status == 0, "\(created.err)")
+        let record = "\(directory.path)/nodes/node-a/pods/default_sleeper/processes/main"
+        #expect(await eventually(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: record) }, "\(running.log)")
+        let fields = ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace)
+        let sleeper = try #require(fields.first.flatMap { pid_t($0) })
+        // Whatever happens below, the sleeper does not outlive the test.
+        defer { if ProcStat.read(sleeper)?.isRunning == true { kill(sleeper, SIGKILL) } }
+        #expect(ProcStat.read(sleeper)?.isRunning == true)
+
+        running.signal(SIGKILL)
+        #expect(await running.process.exited())
+        #expect(await eventually(timeout: .seconds(10)) { ProcStat.read(sleeper)?.isRunning != true },
+                "the pod's process outlived tenops local")
+        #expect(await eventually(timeout: .seconds(10)) { Self.reapers(under: directory.path).isEmpty }, "the reapers exit once done")
+        let reaperLog = (try? String(contentsOfFile: "\(directory.path)/nodes/node-a/reaper.log", encoding: .utf8)) ?? ""
+        #expect(reaperLog.contains("killed 1 processes"), "\(reaperLog)")
+
+        // Started again and stopped cleanly: its reapers go with it.
+        let restarted = try TenopsLocalProcess(directory: directory.path)
+        defer { restarted.stop() }
+        #expect(await restarted.waitUntilServing())
+        #expect(await eventually(timeout: .seconds(10)) { Self.reapers(under: directory.path).count == 3 })
+        restarted.signal(SIGTERM)
+        #expect(await restarted.process.exited())
+        #expect(await eventually(timeout: .seconds(10)) { Self.reapers(under: directory.path).isEmpty }, "reapers left after a clean stop")
+    }
+
+    /// The PIDs of running `tenops node-reaper` processes for nodes under `directory`.
+    static func reapers(under directory: String) -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard let pid = pid_t(entry), ProcStat.read(pid)?.isRunning == true,
+                  let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let arguments = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return arguments.contains(NodeReaperCommand.name) && arguments.contains { $0.hasPrefix(directory + "/") } ? pid : nil
+        }
     }
 
     @Test("kill -9 in the middle of writes loses nothing that was acknowledged")

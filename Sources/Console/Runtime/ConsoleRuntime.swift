@@ -215,7 +215,7 @@ struct EventLoop {
             case .logs(let batch):
                 guard batch.stream == logStream, state.logs.pod != nil else { break }
                 cause = "logs"
-                for line in batch.lines { logs.append(line) }
+                logs.append(contentsOf: batch.lines)
                 changed = true
             case .tick:
                 cause = "tick"
@@ -339,7 +339,7 @@ struct EventLoop {
         state.logs.pod = pair
         state.logs.podName = pod
         let stream = logStream
-        let follower = LogFollower(client: cluster.client, capacity: logs.capacity)
+        let follower = LogFollower(client: cluster.client, capacity: logs.capacity, byteCapacity: logs.byteCapacity)
         let runtime = self.runtime
         logTask = Task { await follower.follow(namespace: pair.namespace, pod: pod, stream: stream) { runtime.send(.logs($0)) } }
     }

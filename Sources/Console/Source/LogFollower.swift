@@ -6,11 +6,11 @@ import Synchronization
 public struct LogBatch: Sendable, Equatable {
     /// Which stream they belong to: a batch of a stream since replaced is dropped.
     public var stream: Int
-    public var lines: [String]
+    public var lines: LogLines
     /// Lines the follower dropped because the console fell behind (never more than it keeps).
     public var dropped: Int
 
-    public init(stream: Int, lines: [String], dropped: Int = 0) {
+    public init(stream: Int, lines: LogLines, dropped: Int = 0) {
         self.stream = stream
         self.lines = lines
         self.dropped = dropped
@@ -20,53 +20,51 @@ public struct LogBatch: Sendable, Equatable {
 /// Follows `pods/log?container=daemonlog&follow=true` of one pod and hands the lines over in
 /// batches, at most one per `batchInterval`: 10,000 lines a second make 20 redraws, not 10,000.
 ///
-/// Lines waiting for the next batch are bounded by `capacity` (the console's ring keeps no
-/// more), so a console that falls behind drops the oldest rather than growing. A stream that
-/// ends (the container restarted, the connection dropped) is opened again after a pause.
+/// The bytes are split into lines straight into a ring as bounded as the console's own
+/// (`LogRing`), so a console that falls behind drops the oldest rather than growing, and no line
+/// becomes a `String` on the way. A stream that ends (the container restarted, the connection
+/// dropped) is opened again after a pause.
 public final class LogFollower: Sendable {
     public static let container = "daemonlog"
 
     private let client: KubeClient
     private let batchInterval: Duration
     private let capacity: Int
+    private let byteCapacity: Int?
     private let reconnectDelay: Duration
-
-    private struct Pending {
-        var lines: [String] = []
-        var dropped = 0
-    }
 
     /// Lines read and not yet delivered, shared by the reading and the delivering task.
     private final class PendingLines: Sendable {
-        let capacity: Int
-        private let pending = Mutex(Pending())
+        private let ring: Mutex<LogRing>
 
-        init(capacity: Int) { self.capacity = capacity }
+        init(capacity: Int, byteCapacity: Int?) { ring = Mutex(LogRing(capacity: capacity, byteCapacity: byteCapacity)) }
 
-        func append(_ line: String) {
-            pending.withLock { pending in
-                pending.lines.append(line)
-                if pending.lines.count > capacity * 2 {
-                    // Trim in one go, not per line: the ring keeps only `capacity` anyway.
-                    let excess = pending.lines.count - capacity
-                    pending.lines.removeFirst(excess)
-                    pending.dropped += excess
-                }
+        /// Splits `chunk` into lines, each appended to the ring.
+        func append(_ chunk: Data, splitter: inout LineSplitter) {
+            ring.withLock { ring in
+                // The closure never throws, so neither does `append`.
+                try? splitter.append(chunk) { line in ring.append(line) }
             }
         }
 
-        func take() -> Pending {
-            pending.withLock { pending in
-                defer { pending = Pending() }
-                return pending
+        func append(_ line: String) { ring.withLock { $0.append(line) } }
+
+        /// The lines waiting, in one batch, and how many were dropped since the last take; the
+        /// ring keeps its storage for the next lines.
+        func take() -> (lines: LogLines, dropped: Int) {
+            ring.withLock { ring in
+                defer { ring.removeAll() }
+                return (ring.lines, ring.dropped)
             }
         }
     }
 
-    public init(client: KubeClient, capacity: Int = 10_000, batchInterval: Duration = .milliseconds(50),
+    /// `capacity` and `byteCapacity` are the console ring's (`LogRing`): a batch never holds more.
+    public init(client: KubeClient, capacity: Int = 10_000, byteCapacity: Int? = nil, batchInterval: Duration = .milliseconds(50),
                 reconnectDelay: Duration = .seconds(1)) {
         self.client = client
         self.capacity = capacity
+        self.byteCapacity = byteCapacity
         self.batchInterval = batchInterval
         self.reconnectDelay = reconnectDelay
     }
@@ -74,22 +72,18 @@ public final class LogFollower: Sendable {
     /// Follows until the calling Task is cancelled. `deliver` runs on the follower's task.
     public func follow(namespace: String, pod: String, stream: Int, tailLines: Int = 1000,
                        deliver: @escaping @Sendable (LogBatch) -> Void) async {
-        let pending = PendingLines(capacity: capacity)
+        let pending = PendingLines(capacity: capacity, byteCapacity: byteCapacity)
         let (signal, signalContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let capacity = self.capacity
         let batchInterval = self.batchInterval
-        let append: @Sendable (String) -> Void = { line in
-            pending.append(line)
-            signalContinuation.yield()
-        }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.read(namespace: namespace, pod: pod, tailLines: tailLines, append: append) }
+            group.addTask {
+                await self.read(namespace: namespace, pod: pod, tailLines: tailLines, into: pending) { signalContinuation.yield() }
+            }
             group.addTask {
                 for await _ in signal {
                     let batch = pending.take()
                     if !batch.lines.isEmpty || batch.dropped > 0 {
-                        let lines = batch.lines.count > capacity ? Array(batch.lines.suffix(capacity)) : batch.lines
-                        deliver(LogBatch(stream: stream, lines: lines, dropped: batch.dropped + batch.lines.count - lines.count))
+                        deliver(LogBatch(stream: stream, lines: batch.lines, dropped: batch.dropped))
                     }
                     try? await Task.sleep(for: batchInterval)
                 }
@@ -101,19 +95,25 @@ public final class LogFollower: Sendable {
     }
 
     /// Reads the stream, opening it again when it ends, until cancelled.
-    private func read(namespace: String, pod: String, tailLines: Int, append: @Sendable (String) -> Void) async {
+    private func read(namespace: String, pod: String, tailLines: Int, into pending: PendingLines, signal: @Sendable () -> Void) async {
         var tail = tailLines
         while !Task.isCancelled {
             do {
-                let lines = try await client.logs(
+                let body = try await client.logBytes(
                     pod: pod, namespace: namespace, options: LogOptions(container: Self.container, follow: true, tailLines: tail))
-                for try await line in lines { append(line) }
+                var splitter = LineSplitter()
+                for try await chunk in body {
+                    pending.append(chunk, splitter: &splitter)
+                    signal()
+                }
                 if Task.isCancelled { return }
-                append("[tenops console: the log stream of \(pod) ended; following again]")
+                if let rest = splitter.remainder { pending.append(String(decoding: rest, as: UTF8.self)) }
+                pending.append("[tenops console: the log stream of \(pod) ended; following again]")
             } catch {
                 if Task.isCancelled { return }
-                append("[tenops console: cannot follow \(pod)/\(Self.container): \(error)]")
+                pending.append("[tenops console: cannot follow \(pod)/\(Self.container): \(error)]")
             }
+            signal()
             // After a restart the new container's first lines are what matter; a few at most.
             tail = 100
             try? await Task.sleep(for: reconnectDelay)

@@ -86,8 +86,7 @@ extension KubeClient {
     public func logs(pod: String, namespace: String, options: LogOptions = LogOptions()) async throws(KubeAPIError)
         -> AsyncThrowingStream<String, any Error>
     {
-        let path = ResourceType.pods.objectPath(namespace: namespace, name: pod, subresource: "log")
-        let body = try await openStream(path: path, query: options.query, accept: "*/*")
+        let body = try await logBytes(pod: pod, namespace: namespace, options: options)
         return AsyncThrowingStream { continuation in
             let task = Task {
                 var splitter = LineSplitter()
@@ -106,17 +105,30 @@ extension KubeClient {
             continuation.onTermination = { _ in task.cancel() }
         }
     }
+
+    /// Pod logs as the bytes arrive, in whatever chunks: for a reader that splits them itself
+    /// (`LineSplitter`) rather than take a `String` per line.
+    public func logBytes(pod: String, namespace: String, options: LogOptions = LogOptions()) async throws(KubeAPIError)
+        -> AsyncThrowingStream<Data, any Error>
+    {
+        let path = ResourceType.pods.objectPath(namespace: namespace, name: pod, subresource: "log")
+        return try await openStream(path: path, query: options.query, accept: "*/*")
+    }
 }
 
-/// Splits a byte stream into lines without copying each line more than once.
-struct LineSplitter: Sendable {
+/// Splits a byte stream into lines without copying each line more than once. A line is handed
+/// over without its newline (or CRLF); empty lines are skipped.
+public struct LineSplitter: Sendable {
     private var buffer: [UInt8] = []
     private var start = 0
 
-    var hasPartialLine: Bool { buffer[start...].contains { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 } }
-    var remainder: [UInt8]? { start < buffer.count ? Array(buffer[start...]) : nil }
+    public init() {}
 
-    mutating func append(_ data: Data, line: (UnsafeRawBufferPointer) throws(KubeAPIError) -> Void) throws(KubeAPIError) {
+    var hasPartialLine: Bool { buffer[start...].contains { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 } }
+    /// The bytes after the last newline: a last line that the stream ended without ending.
+    public var remainder: [UInt8]? { start < buffer.count ? Array(buffer[start...]) : nil }
+
+    public mutating func append(_ data: Data, line: (UnsafeRawBufferPointer) throws(KubeAPIError) -> Void) throws(KubeAPIError) {
         buffer.append(contentsOf: data)
         var failure: KubeAPIError?
         buffer.withUnsafeBytes { raw in

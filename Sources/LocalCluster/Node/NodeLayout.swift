@@ -14,6 +14,7 @@ import Glibc
 /// DIR/pods/NS_POD/logs/C/N.log  stdout and stderr of container C's instance N (N = restartCount)
 /// DIR/pods/NS_POD/processes/C   "PID STARTTIME" of container C's running process group
 /// DIR/pvc/NS/CLAIM/             a PersistentVolumeClaim's data; kept when pods come and go
+/// DIR/reaper.lock, reaper.log   held and written by the node's reaper (see NodeReaper)
 /// ```
 ///
 /// Every name that becomes a path component is checked to be a DNS-1123 name first, so a
@@ -26,6 +27,8 @@ struct NodeLayout: Sendable {
     var pkiDirectory: String { "\(root)/pki" }
     var podsDirectory: String { "\(root)/pods" }
     var claimsDirectory: String { "\(root)/pvc" }
+    var reaperLockFile: String { "\(root)/reaper.lock" }
+    var reaperLogFile: String { "\(root)/reaper.log" }
 
     /// True for names that are safe as one path component: DNS-1123 subdomains.
     static func isSafeName(_ name: String) -> Bool { ObjectLifecycle.isValidName(name) }

@@ -82,9 +82,11 @@ public final class ProcessNode: Sendable {
     private let background: [Task<Void, Never>]
     private let server: Task<Void, Never>
     private let stopped = Mutex(false)
+    private let reaper: NodeReaper?
 
     private init(name: String, kubeletURL: String, commands: AsyncStream<NodeCommand>.Continuation, loop: Task<Void, Never>,
-                 background: [Task<Void, Never>], server: Task<Void, Never>) {
+                 background: [Task<Void, Never>], server: Task<Void, Never>, reaper: NodeReaper?) {
+        self.reaper = reaper
         self.name = name
         self.kubeletURL = kubeletURL
         self.commands = commands
@@ -108,6 +110,7 @@ public final class ProcessNode: Sendable {
         let layout = NodeLayout(root: options.stateDirectory)
         try NodeLayout.makeDirectory(layout.root)
         try NodeLayout.makeDirectory(layout.podsDirectory)
+        await NodeReaper.waitForPrevious(layout: layout)
         let leftovers = await ProcessRecords.killLeftovers(podsDirectory: layout.podsDirectory)
         if leftovers > 0 { logger.notice("killed \(leftovers) processes left by the previous run of node \(options.name)") }
 
@@ -131,6 +134,15 @@ public final class ProcessNode: Sendable {
         } catch {
             server.cancel()
             throw error
+        }
+        // From here on nothing fails before the pods may start.
+        let reaper: NodeReaper?
+        switch NodeReaper.start(layout: layout) {
+        case .success(let started):
+            reaper = started
+        case .failure(let error):
+            logger.notice("node \(options.name): no reaper (\(error)); if this process dies, its pods' processes run on until the node starts again")
+            reaper = nil
         }
 
         let connectivity = NodeConnectivity()
@@ -169,7 +181,7 @@ public final class ProcessNode: Sendable {
         let informers = [Task { await pods.run() }, Task { await nodes.run() }]
         logger.info("node \(options.name) at \(options.address), kubelet endpoint on port \(port)")
         return ProcessNode(name: options.name, kubeletURL: "https://\(options.address):\(port)", commands: commands, loop: loop,
-                           background: [heartbeats] + informers, server: server)
+                           background: [heartbeats] + informers, server: server, reaper: reaper)
     }
 
     /// Stops heartbeats, stops every pod process (SIGTERM, then SIGKILL after at most the
@@ -185,6 +197,8 @@ public final class ProcessNode: Sendable {
         await background[0].value
         await withCheckedContinuation { done in commands.yield(.stop(done)) }
         await loop.value
+        // The pods are stopped and their records gone: the reaper has nothing left to do.
+        reaper?.release()
         for task in background { task.cancel() }
         for task in background { await task.value }
         server.cancel()

@@ -38,8 +38,10 @@ struct SpawnRequest: Sendable {
     var arguments: [String]
     var environment: [(name: String, value: String)]
     var workingDirectory: String?
-    /// Receives stdout and stderr; nil sends them to /dev/null. Stdin is always /dev/null.
+    /// Receives stdout and stderr; nil sends them to /dev/null.
     var outputPath: String?
+    /// A descriptor to give the process as its stdin; nil gives it /dev/null.
+    var standardInput: Int32? = nil
 }
 
 /// A started process that leads a session (and so a process group) of its own, as a container's
@@ -106,7 +108,11 @@ enum ProcessSpawner {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let input = request.standardInput {
+            posix_spawn_file_actions_adddup2(&actions, input, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         if output >= 0 {
             posix_spawn_file_actions_adddup2(&actions, output, 1)
             posix_spawn_file_actions_adddup2(&actions, output, 2)

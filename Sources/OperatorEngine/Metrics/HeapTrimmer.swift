@@ -31,6 +31,19 @@ public enum HeapTrimmer {
         return mallopt(-8, count) == 1  // M_ARENA_MAX
     }
 
+    /// Gives every allocation of `bytes` or more pages of its own (glibc's `M_MMAP_THRESHOLD`),
+    /// returned to the kernel as soon as it is freed. Set explicitly, the threshold stays put:
+    /// by default glibc raises it to the size of each large block freed, after which such blocks
+    /// come from the heap, and a heap top that holds one block or not at trim time makes the RSS
+    /// step. That suits a process that keeps making and dropping a few large blocks, such as
+    /// the console (a 200x60 cell grid is 288 KB, made for every frame). False when the C library
+    /// has no `mallopt`.
+    @discardableResult
+    public static func fixMmapThreshold(at bytes: Int32) -> Bool {
+        guard let mallopt else { return false }
+        return mallopt(-3, bytes) == 1  // M_MMAP_THRESHOLD
+    }
+
     private static let mallopt = cFunction("mallopt", as: (@convention(c) (Int32, Int32) -> Int32).self)
 
     /// glibc's `malloc_trim`, looked up at run time: `<malloc.h>` is not part of the Glibc

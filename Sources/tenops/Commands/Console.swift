@@ -82,8 +82,10 @@ struct Console: AsyncParsableCommand {
         }
         defer { stopper.cancel() }
         // A log pane following a chatty pod churns the heap; what it frees goes back, as in
-        // `tenops operator`, and no arena appears mid-run.
+        // `tenops operator`, no arena appears mid-run, and each frame's cell grid has pages of
+        // its own, returned as soon as the next frame replaces it.
         HeapTrimmer.limitArenas(to: 1)
+        HeapTrimmer.fixMmapThreshold(at: 128 << 10)
         let trimmer = Task { await HeapTrimmer.run(logger: logger) }
         defer { trimmer.cancel() }
         logger.info("console on \(config.server), \(namespace.map { "namespace \($0)" } ?? "every namespace"), engine \(engine.rawValue)")
