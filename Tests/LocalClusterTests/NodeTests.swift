@@ -660,7 +660,7 @@ struct NodeTests {
         }
     }
 
-    @Test("tenops node as a process: after kill -9 its containers are left over, and the next run ends them and starts the pod again")
+    @Test("tenops node as a process: after kill -9 of it and of its reaper, its containers are left over, and the next run ends them and starts the pod again")
     func nodeProcessKilled() async throws {
         try await LocalServer.with { local in
             let harness = try NodeHarness(local: local, name: "node-k", address: "127.77.8.1")
@@ -673,6 +673,12 @@ struct NodeTests {
                 try await harness.create("orphan", containers: [Spec.container("main", ["sleep", "300"])], grace: 1)
                 #expect(await eventually { await harness.running("orphan", "main") })
                 orphan = try #require(await harness.pid("orphan", "main"))
+                // Its reaper would end the orphan at once (see the reaper's test in ProcessTests):
+                // a crash that takes the reaper too is what the next run must clean up after.
+                let reaper = reapers(under: harness.options.stateDirectory)
+                #expect(reaper.count == 1, "\(reaper)")
+                for pid in reaper { kill(pid, SIGKILL) }
+                #expect(await eventually { reapers(under: harness.options.stateDirectory).isEmpty })
                 await first.kill()
             } catch {
                 await first.stop()

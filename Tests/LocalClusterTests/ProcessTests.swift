@@ -87,8 +87,8 @@ struct ProcessTests {
         #expect(await running.waitUntilServing())
         let kubeconfig = "\(directory.path)/kubeconfig"
         // The API server serves before the nodes have started.
-        #expect(await eventually(timeout: .seconds(20)) { Self.reapers(under: directory.path).count == 3 },
-                "one reaper per node: \(Self.reapers(under: directory.path))")
+        #expect(await eventually(timeout: .seconds(20)) { reapers(under: directory.path).count == 3 },
+                "one reaper per node: \(reapers(under: directory.path))")
         let pod = """
             {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper", "namespace": "default"},
              "spec": {"nodeName": "node-a", "containers": [{"name": "main", "image": "none", "command": ["sleep", "600"]}]}}
@@ -109,7 +109,7 @@ struct ProcessTests {
         #expect(await running.process.exited())
         #expect(await eventually(timeout: .seconds(10)) { ProcStat.read(sleeper)?.isRunning != true },
                 "the pod's process outlived tenops local")
-        #expect(await eventually(timeout: .seconds(10)) { Self.reapers(under: directory.path).isEmpty }, "the reapers exit once done")
+        #expect(await eventually(timeout: .seconds(10)) { reapers(under: directory.path).isEmpty }, "the reapers exit once done")
         let reaperLog = (try? String(contentsOfFile: "\(directory.path)/nodes/node-a/reaper.log", encoding: .utf8)) ?? ""
         #expect(reaperLog.contains("killed 1 processes"), "\(reaperLog)")
 
@@ -117,20 +117,10 @@ struct ProcessTests {
         let restarted = try TenopsLocalProcess(directory: directory.path)
         defer { restarted.stop() }
         #expect(await restarted.waitUntilServing())
-        #expect(await eventually(timeout: .seconds(10)) { Self.reapers(under: directory.path).count == 3 })
+        #expect(await eventually(timeout: .seconds(10)) { reapers(under: directory.path).count == 3 })
         restarted.signal(SIGTERM)
         #expect(await restarted.process.exited())
-        #expect(await eventually(timeout: .seconds(10)) { Self.reapers(under: directory.path).isEmpty }, "reapers left after a clean stop")
-    }
-
-    /// The PIDs of running `tenops node-reaper` processes for nodes under `directory`.
-    static func reapers(under directory: String) -> [pid_t] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-            guard let pid = pid_t(entry), ProcStat.read(pid)?.isRunning == true,
-                  let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
-            let arguments = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return arguments.contains(NodeReaperCommand.name) && arguments.contains { $0.hasPrefix(directory + "/") } ? pid : nil
-        }
+        #expect(await eventually(timeout: .seconds(10)) { reapers(under: directory.path).isEmpty }, "reapers left after a clean stop")
     }
 
     @Test("kill -9 in the middle of writes loses nothing that was acknowledged")

@@ -114,3 +114,13 @@ func eventually(timeout: Duration = .seconds(10), _ condition: @Sendable () asyn
     }
     return await condition()
 }
+
+/// The PIDs of running `tenops node-reaper` processes for the node at `directory` or nodes under it.
+func reapers(under directory: String) -> [pid_t] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+        guard let pid = pid_t(entry), ProcStat.read(pid)?.isRunning == true,
+              let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+        let arguments = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return arguments.contains(NodeReaperCommand.name) && arguments.contains { $0 == directory || $0.hasPrefix(directory + "/") } ? pid : nil
+    }
+}

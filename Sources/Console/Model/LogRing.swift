@@ -12,7 +12,7 @@ public struct LogRing: Sendable {
     public let maxLineBytes: Int
 
     /// Where one line's bytes are in `bytes`.
-    struct Span: Sendable, Equatable {
+    struct Span: Sendable {
         var offset: Int32
         var length: Int32
     }
@@ -82,7 +82,7 @@ public struct LogRing: Sendable {
     /// Line `index`, 0 being the oldest kept.
     public subscript(index: Int) -> String {
         precondition(index >= 0 && index < count, "line \(index) of \(count)")
-        let span = spans[(first + index) % capacity]
+        let span = span(index)
         return bytes.withUnsafeBufferPointer { storage in
             String(decoding: UnsafeBufferPointer(rebasing: storage[Int(span.offset)..<Int(span.offset + span.length)]), as: UTF8.self)
         }
@@ -90,11 +90,13 @@ public struct LogRing: Sendable {
 
     /// The lines kept, oldest first, as one compact batch (the ring is left as it was).
     public var lines: LogLines {
-        let kept = (0..<count).map { spans[(first + $0) % capacity] }
         var result = LogLines()
-        result.reserve(lines: count, bytes: kept.reduce(0) { $0 + Int($1.length) })
+        result.reserve(lines: count, bytes: (0..<count).reduce(0) { $0 + Int(span($1).length) })
         bytes.withUnsafeBytes { storage in
-            for span in kept { result.append(UnsafeRawBufferPointer(rebasing: storage[Int(span.offset)..<Int(span.offset + span.length)])) }
+            for index in 0..<count {
+                let span = span(index)
+                result.append(UnsafeRawBufferPointer(rebasing: storage[Int(span.offset)..<Int(span.offset + span.length)]))
+            }
         }
         return result
     }
@@ -116,6 +118,9 @@ public struct LogRing: Sendable {
         count -= 1
     }
 
+    /// Where line `index` (0 the oldest kept) is.
+    private func span(_ index: Int) -> Span { spans[(first + index) % capacity] }
+
     private func overlaps(_ span: Span, from start: Int, length: Int) -> Bool {
         Int(span.offset) < start + length && Int(span.offset + span.length) > start
     }
@@ -127,14 +132,6 @@ public struct LogRing: Sendable {
         // Step back over continuation bytes (10xxxxxx) to the start of the cut character.
         while end > 0, line[end] & 0xC0 == 0x80 { end -= 1 }
         return end
-    }
-}
-
-extension LogRing: Equatable {
-    /// Same settings, same count of appends and the same lines kept.
-    public static func == (lhs: LogRing, rhs: LogRing) -> Bool {
-        lhs.capacity == rhs.capacity && lhs.byteCapacity == rhs.byteCapacity && lhs.maxLineBytes == rhs.maxLineBytes
-            && lhs.appended == rhs.appended && lhs.lines == rhs.lines
     }
 }
 

@@ -18,14 +18,9 @@ import Glibc
 /// It runs from the `tenops` executable beside the running one (the same build, as for pods);
 /// without one there is no reaper, and a node started again still ends its leftovers.
 final class NodeReaper: Sendable {
-    /// The reaper's PID.
-    let pid: pid_t
     private let lifeline: Mutex<Int32>
 
-    private init(pid: pid_t, lifeline: Int32) {
-        self.pid = pid
-        self.lifeline = Mutex(lifeline)
-    }
+    private init(lifeline: Int32) { self.lifeline = Mutex(lifeline) }
 
     static let commandName = "node-reaper"
 
@@ -44,9 +39,10 @@ final class NodeReaper: Sendable {
             executable: executable, arguments: [executable, commandName, "--node-directory", layout.root],
             environment: [], workingDirectory: "/", outputPath: layout.reaperLogFile, standardInput: ends[0])
         do {
-            let leader = try ProcessSpawner.spawn(request) { _ in }
+            // The spawner's watcher reaps it when it exits; nothing here waits for that.
+            _ = try ProcessSpawner.spawn(request) { _ in }
             close(ends[0])
-            return .success(NodeReaper(pid: leader.pid, lifeline: ends[1]))
+            return .success(NodeReaper(lifeline: ends[1]))
         } catch {
             close(ends[0])
             close(ends[1])
