@@ -14,6 +14,15 @@ struct TenOps: AsyncParsableCommand {
             Status.self, Switchover.self, Failover.self, Reduplicate.self, Reexamine.self,
         ]
     )
+
+    /// Sets up the heap for the command named first, then parses and runs as usual. This runs on
+    /// the main thread before any other thread exists, which some of malloc's settings need.
+    static func main() async {
+        if CommandLine.arguments.dropFirst().first == "console" {
+            Console.tuneHeap()
+        }
+        await main(nil)
+    }
 }
 
 enum BuildInfo {

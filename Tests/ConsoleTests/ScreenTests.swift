@@ -211,6 +211,40 @@ struct ScreenTests {
         #expect(paused.first("[follow]") == nil)
     }
 
+    /// Lines as the ring holds them, and as the pane must show them: an ASCII line is drawn from
+    /// the ring's bytes, any other through a `String`, and both must come out alike.
+    static let logLines: [(line: String, shown: String, match: Int?)] = [
+        ("plain checkpoint line", "plain checkpoint line", 6),
+        ("tab\there CHECKPOINT\u{7}bell", "tab here CHECKPOINT bell", 9),
+        ("naïve — checkpoint", "naïve — checkpoint", 8),
+        ("wide 日本 checkpoint", "wide ?? checkpoint", 8),
+        ("no match here", "no match here", nil),
+        (String(repeating: "x", count: 200) + " checkpoint", String(repeating: "x", count: 200) + " checkpoint", 201),
+        (String(repeating: "é", count: 200) + " checkpoint", String(repeating: "é", count: 200) + " checkpoint", 201),
+    ]
+
+    @Test("log lines in ASCII or not are drawn alike: controls as spaces, wide characters as ?, cut with an ellipsis, matches highlighted",
+          arguments: logLines)
+    func logLineDrawing(line: String, shown: String, match: Int?) throws {
+        var ring = LogRing(capacity: 10)
+        ring.append(line)
+        var ui = ConsoleState()
+        ui.focus = .logs
+        ui.logs.pod = Fixtures.key
+        ui.logs.podName = "sample-0"
+        ui.logs.search = "checkpoint"
+        let grid = Fixtures.render(Fixtures.snapshot(pairs: [Fixtures.pair(state: "Normal")]), ui, logs: ring, width: 80, height: 24)
+        let pane = ConsoleLayout(width: 80, height: 24, rowCount: 1, logsVisible: true).logs
+        let row = pane.y + 1  // the first line under the title
+        let textWidth = pane.width - 1
+        let drawn = String(grid.lines[row].dropFirst(pane.x + 1).prefix(textWidth))
+        let expected = shown.count > textWidth ? String(shown.prefix(textWidth - 1)) + "…" : shown
+        #expect(drawn.trimmingCharacters(in: .whitespaces) == expected)
+        let highlighted = (pane.x + 1..<pane.maxX).filter { grid[$0, row].role == .selection }.map { $0 - pane.x - 1 }
+        let expectedMatch = match.flatMap { $0 < textWidth ? Array($0..<($0 + "checkpoint".count)) : nil } ?? []
+        #expect(highlighted == expectedMatch)
+    }
+
     @Test("the footer lists the keys of the focused pane; local-only keys only on the local cluster")
     func footer() throws {
         let snapshot = Fixtures.listSnapshot()

@@ -4,6 +4,16 @@ import Testing
 
 @Suite("Work queue, rate limiter and object store", .timeLimit(.minutes(5)))
 struct QueueAndStoreTests {
+    @Test("keys sort by namespace, cluster-scoped first, then by name")
+    func keyOrder() {
+        let keys = [
+            ObjectKey(namespace: "b", name: "a"), ObjectKey(namespace: "a", name: "z"), ObjectKey(namespace: nil, name: "m"),
+            ObjectKey(namespace: "a", name: "b"), ObjectKey(namespace: "a-x", name: "a"), ObjectKey(namespace: nil, name: "c"),
+        ]
+        #expect(keys.sorted().map(\.description) == ["c", "m", "a/b", "a/z", "a-x/a", "b/a"])
+        #expect(!(ObjectKey(namespace: "a", name: "b") < ObjectKey(namespace: "a", name: "b")))
+    }
+
     @Test("per-item backoff doubles from 5 ms and is capped", arguments: [
         (1, Duration.milliseconds(5)), (2, .milliseconds(10)), (3, .milliseconds(20)), (11, .milliseconds(5120)), (40, .seconds(1000)),
     ])

@@ -83,6 +83,16 @@ public struct CellGrid: Sendable, Equatable {
         return column
     }
 
+    /// Blanks every cell, in place when the grid is `width` by `height` already, or becomes a
+    /// blank grid of that size.
+    public mutating func clear(width: Int, height: Int) {
+        guard width == self.width, height == self.height else {
+            self = CellGrid(width: width, height: height)
+            return
+        }
+        fill(bounds)
+    }
+
     /// Sets every cell of `rect` (clipped to the grid) to `cell`.
     public mutating func fill(_ rect: Rect, with cell: Cell = .blank) {
         for row in max(0, rect.y)..<min(height, rect.maxY) {

@@ -88,10 +88,23 @@ public struct LogRing: Sendable {
         }
     }
 
+    /// Calls `body` with line `index`'s UTF-8 bytes, which live only for the call: for a reader
+    /// that draws or searches them without making a `String`.
+    public func withLine<Result>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        precondition(index >= 0 && index < count, "line \(index) of \(count)")
+        let span = span(index)
+        return try bytes.withUnsafeBytes { storage in
+            try body(UnsafeRawBufferPointer(rebasing: storage[Int(span.offset)..<Int(span.offset + span.length)]))
+        }
+    }
+
     /// The lines kept, oldest first, as one compact batch (the ring is left as it was).
     public var lines: LogLines {
         var result = LogLines()
-        result.reserve(lines: count, bytes: (0..<count).reduce(0) { $0 + Int(span($1).length) })
+        // Storage of a few sizes only (powers of two): twenty batches a second of every length
+        // would leave the heap in pieces, while a block of a size just freed is reused as is.
+        let byteCount = (0..<count).reduce(0) { $0 + Int(span($1).length) }
+        result.reserve(lines: Self.sizeClass(count), bytes: Self.sizeClass(byteCount))
         bytes.withUnsafeBytes { storage in
             for index in 0..<count {
                 let span = span(index)
@@ -100,6 +113,9 @@ public struct LogRing: Sendable {
         }
         return result
     }
+
+    /// `count` rounded up to a power of two, at least 64.
+    static func sizeClass(_ count: Int) -> Int { max(64, 1 << (Int.bitWidth - max(0, count - 1).leadingZeroBitCount)) }
 
     /// Forgets every line and the count of appends; the storage stays allocated for reuse.
     public mutating func removeAll() {

@@ -71,6 +71,8 @@ public final class ConsoleRuntime: Sendable {
         case tick
         case actionPhase(pair: PairKey, action: ConsoleAction, ActionDialog.Phase)
         case described(title: String, yaml: String)
+        /// A task of `spawn` is done: the loop stops holding it.
+        case spawnedFinished(Int)
         case quit
     }
 
@@ -164,7 +166,12 @@ struct EventLoop {
     var logStream = 0
     var logTask: Task<Void, Never>?
     var shown: CellGrid?
-    var pendingTasks: [Task<Void, Never>] = []
+    /// The grid shown before `shown`, drawn over for the next frame: by then the backend has
+    /// moved on to `shown`, so its cells are this loop's alone and no frame allocates a grid.
+    var spare: CellGrid?
+    /// Tasks of `spawn` still running, by number, so that leaving cancels them.
+    var pendingTasks: [Int: Task<Void, Never>] = [:]
+    var spawned = 0
 
     init(runtime: ConsoleRuntime, backend: TerminalBackend, width: Int, height: Int) {
         self.runtime = runtime
@@ -233,6 +240,8 @@ struct EventLoop {
                 if case .describe(_, _, let offset)? = state.overlay {
                     state.overlay = .describe(title: title, yaml: yaml, offset: offset)
                 }
+            case .spawnedFinished(let number):
+                pendingTasks[number] = nil
             case .quit:
                 return
             }
@@ -244,11 +253,17 @@ struct EventLoop {
     /// Renders and hands the grid over, unless it is the grid on screen already.
     mutating func render(cause: String) {
         let started = ContinuousClock.now
-        let grid = ConsoleScreen.render(
-            snapshot, state, logs: state.logs.pod == nil ? nil : logs, width: width, height: height, glyphs: glyphs)
-        guard grid != shown else { return }
+        var grid = spare ?? CellGrid(width: width, height: height)
+        spare = nil
+        ConsoleScreen.render(
+            snapshot, state, logs: state.logs.pod == nil ? nil : logs, into: &grid, width: width, height: height, glyphs: glyphs)
+        guard grid != shown else {
+            spare = grid
+            return
+        }
         let elapsed = started.duration(to: .now)
         let micros = Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12
+        spare = shown
         shown = grid
         backend.draw(TerminalBackend.Frame(grid: grid, renderMicroseconds: micros, cause: cause))
     }
@@ -352,13 +367,18 @@ struct EventLoop {
     }
 
     mutating func spawn(_ work: @escaping @Sendable () async -> Void) {
-        pendingTasks.removeAll { $0.isCancelled }
-        pendingTasks.append(Task { await work() })
+        spawned += 1
+        let number = spawned
+        let runtime = self.runtime
+        pendingTasks[number] = Task {
+            await work()
+            runtime.send(.spawnedFinished(number))
+        }
     }
 
     func stopAll() {
         sourceTask?.cancel()
         logTask?.cancel()
-        pendingTasks.forEach { $0.cancel() }
+        pendingTasks.values.forEach { $0.cancel() }
     }
 }

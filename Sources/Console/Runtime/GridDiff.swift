@@ -17,6 +17,7 @@ public enum GridDiff {
     public static func spans(from old: CellGrid?, to new: CellGrid) -> [GridSpan] {
         let full = old == nil || old!.width != new.width || old!.height != new.height
         var spans: [GridSpan] = []
+        spans.reserveCapacity(full ? new.height * 8 : 64)  // one allocation for a usual frame, not one per doubling
         new.cells.withUnsafeBufferPointer { after in
             let before = full ? nil : old?.cells
             for y in 0..<new.height {

@@ -12,7 +12,24 @@ public enum ConsoleScreen {
         timeZone: TimeZone = .current
     ) -> CellGrid {
         var grid = CellGrid(width: width, height: height)
-        guard grid.width > 0, grid.height > 0 else { return grid }
+        render(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone)
+        return grid
+    }
+
+    /// `render` into a grid the caller keeps from frame to frame, cleared first: a grid of the
+    /// size it already has is drawn over in place, with nothing allocated for it.
+    public static func render(
+        _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, width: Int, height: Int,
+        glyphs: Glyphs, timeZone: TimeZone = .current
+    ) {
+        grid.clear(width: width, height: height)
+        render(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone)
+    }
+
+    private static func render(
+        _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, glyphs: Glyphs, timeZone: TimeZone
+    ) {
+        guard grid.width > 0, grid.height > 0 else { return }
         let list = PairList(snapshot: snapshot, state: state)
         let layout = ConsoleLayout(width: grid.width, height: grid.height, state: state, list: list)
         let context = RenderContext(snapshot: snapshot, state: state, glyphs: glyphs, list: list)
@@ -29,7 +46,6 @@ public enum ConsoleScreen {
         }
         FooterView.draw(into: &grid, layout: layout, context: context)
         OverlayView.draw(into: &grid, context: context)
-        return grid
     }
 }
 

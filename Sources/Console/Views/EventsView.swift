@@ -74,10 +74,21 @@ enum LogView {
         let textWidth = rect.width - 1
         for (line, index) in window.enumerated() {
             let y = rect.y + 1 + line
-            let text = logs[index]
-            grid.write(text, x: rect.x + 1, y: y, width: textWidth, role: .text, ellipsis: glyphs.ellipsis)
-            guard !needle.isEmpty else { continue }
-            for start in TextMeasure.matches(in: text, lowercasedNeedle: needle) where start < textWidth {
+            // An ASCII line (most are) is drawn and searched from the ring's bytes.
+            let asciiMatches = logs.withLine(index) { bytes -> [Int]? in
+                guard TextMeasure.isASCII(bytes) else { return nil }
+                grid.writeASCII(bytes, x: rect.x + 1, y: y, width: textWidth, role: .text, ellipsis: glyphs.ellipsis)
+                return TextMeasure.matches(inASCII: bytes, lowercasedNeedle: needle)
+            }
+            let matches: [Int]
+            if let asciiMatches {
+                matches = asciiMatches
+            } else {
+                let text = logs[index]
+                grid.write(text, x: rect.x + 1, y: y, width: textWidth, role: .text, ellipsis: glyphs.ellipsis)
+                matches = TextMeasure.matches(in: text, lowercasedNeedle: needle)
+            }
+            for start in matches where start < textWidth {
                 grid.paint(Rect(x: rect.x + 1 + start, y: y, width: min(needle.count, textWidth - start), height: 1), role: .selection)
             }
         }

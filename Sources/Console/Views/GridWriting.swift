@@ -9,26 +9,14 @@ extension CellGrid {
     mutating func write(
         _ text: String, x: Int, y: Int, width: Int, role: Role = .text, bold: Bool = false, ellipsis: Character? = nil
     ) -> Int {
+        if TextMeasure.isASCII(text) {
+            return writeASCII(text.utf8, x: x, y: y, width: width, role: role, bold: bold, ellipsis: ellipsis)
+        }
         guard width > 0, y >= 0, y < height, x < self.width else { return x }
         let room = min(width, self.width - x)
         guard room > 0 else { return x }
         var column = x
         let end = x + room
-        if TextMeasure.isASCII(text) {
-            let bytes = text.utf8
-            let cut = bytes.count > room
-            let last = cut ? end - 1 : end
-            for byte in bytes {
-                guard column < last else { break }
-                self[column, y] = Cell(TextMeasure.asciiCharacter(byte), role: role, bold: bold)
-                column += 1
-            }
-            if cut, column < end {
-                self[column, y] = Cell(ellipsis ?? TextMeasure.asciiCharacter(bytes[bytes.index(bytes.startIndex, offsetBy: room - 1)]), role: role, bold: bold)
-                column += 1
-            }
-            return column
-        }
         let count = text.count
         let cut = count > room
         let last = cut ? end - 1 : end
@@ -42,6 +30,31 @@ extension CellGrid {
         if cut, column < end {
             let fallback = TextMeasure.oneColumn(text[text.index(text.startIndex, offsetBy: written)])
             self[column, y] = Cell(ellipsis ?? fallback, role: role, bold: bold)
+            column += 1
+        }
+        return column
+    }
+
+    /// `write` for text known to be ASCII, straight from its bytes: a log line is drawn from
+    /// the ring without a `String` made for it.
+    @discardableResult
+    mutating func writeASCII<Bytes: Collection<UInt8>>(
+        _ bytes: Bytes, x: Int, y: Int, width: Int, role: Role = .text, bold: Bool = false, ellipsis: Character? = nil
+    ) -> Int {
+        guard width > 0, y >= 0, y < height, x < self.width else { return x }
+        let room = min(width, self.width - x)
+        guard room > 0 else { return x }
+        var column = x
+        let end = x + room
+        let cut = bytes.count > room
+        let last = cut ? end - 1 : end
+        for byte in bytes {
+            guard column < last else { break }
+            self[column, y] = Cell(TextMeasure.asciiCharacter(byte), role: role, bold: bold)
+            column += 1
+        }
+        if cut, column < end {
+            self[column, y] = Cell(ellipsis ?? TextMeasure.asciiCharacter(bytes[bytes.index(bytes.startIndex, offsetBy: room - 1)]), role: role, bold: bold)
             column += 1
         }
         return column
@@ -167,25 +180,11 @@ enum TextMeasure {
     /// Every column where `needle` starts in `line` (case-insensitive ASCII), for highlights.
     static func matches(in line: String, lowercasedNeedle needle: [UInt8]) -> [Int] {
         guard !needle.isEmpty else { return [] }
-        var result: [Int] = []
         if isASCII(line) {
             var line = line
-            line.withUTF8 { bytes in
-                let n = needle.count
-                var start = 0
-                while start + n <= bytes.count {
-                    var index = 0
-                    while index < n && lower(bytes[start + index]) == needle[index] { index += 1 }
-                    if index == n {
-                        result.append(start)
-                        start += n
-                    } else {
-                        start += 1
-                    }
-                }
-            }
-            return result
+            return line.withUTF8 { matches(inASCII: UnsafeRawBufferPointer($0), lowercasedNeedle: needle) }
         }
+        var result: [Int] = []
         let characters = Array(line)
         let wanted = Array(String(decoding: needle, as: UTF8.self))
         guard characters.count >= wanted.count else { return [] }
@@ -200,6 +199,27 @@ enum TextMeasure {
         }
         return result
     }
+
+    /// `matches` for a line known to be ASCII, on its bytes: one column per byte.
+    static func matches(inASCII bytes: UnsafeRawBufferPointer, lowercasedNeedle needle: [UInt8]) -> [Int] {
+        guard !needle.isEmpty else { return [] }
+        var result: [Int] = []
+        let n = needle.count
+        var start = 0
+        while start + n <= bytes.count {
+            var index = 0
+            while index < n && lower(bytes[start + index]) == needle[index] { index += 1 }
+            if index == n {
+                result.append(start)
+                start += n
+            } else {
+                start += 1
+            }
+        }
+        return result
+    }
+
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool { bytes.allSatisfy { $0 < 0x80 } }
 
     static func lowercasedBytes(_ text: String) -> [UInt8] { Array(text.utf8).map(lower) }
 

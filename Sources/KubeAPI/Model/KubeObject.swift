@@ -66,7 +66,16 @@ public struct ObjectKey: Sendable, Hashable, CustomStringConvertible, Comparable
 
     public var description: String { namespace.map { "\($0)/\(name)" } ?? name }
 
-    public static func < (lhs: ObjectKey, rhs: ObjectKey) -> Bool { lhs.description < rhs.description }
+    /// By namespace (none first), then name. A store sorts its keys at every list, so this
+    /// compares the parts rather than build `description` twice per comparison.
+    public static func < (lhs: ObjectKey, rhs: ObjectKey) -> Bool {
+        switch (lhs.namespace, rhs.namespace) {
+        case (nil, .some): return true
+        case (.some, nil): return false
+        case (let left?, let right?) where left != right: return left < right
+        default: return lhs.name < rhs.name
+        }
+    }
 }
 
 public struct ObjectMeta: JSONBacked {

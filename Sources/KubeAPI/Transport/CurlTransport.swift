@@ -157,6 +157,8 @@ final class Transfer: @unchecked Sendable {
             try check(tenops_curl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, Self.milliseconds(idle) / 1000)), "LOW_SPEED_TIME")
         }
         try check(tenops_curl_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, errorBuffer), "ERRORBUFFER")
+        // Only a curl built on OpenSSL has the hook; elsewhere connections just free their buffers.
+        _ = tenops_curl_easy_keep_tls_buffers(easy)
 
         switch request.method {
         case "GET":
@@ -211,6 +213,17 @@ final class Transfer: @unchecked Sendable {
     }
 
     // MARK: I/O-thread side
+
+    /// A chunk's bytes in storage of a power-of-two size, 1 KiB at least. curl hands over
+    /// chunks of every length, hundreds a second on a busy stream, each freed on another thread
+    /// once read: storage of a few sizes is reused by malloc as it is, where every length would
+    /// be carved from the heap and leave it in pieces.
+    static func chunk(_ pointer: UnsafeMutablePointer<CChar>, count: Int) -> Data {
+        let capacity = max(1024, 1 << (Int.bitWidth - max(0, count - 1).leadingZeroBitCount))
+        var data = Data(capacity: capacity)
+        pointer.withMemoryRebound(to: UInt8.self, capacity: count) { data.append($0, count: count) }
+        return data
+    }
 
     func receivedHeaderLine(_ line: String) {
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -307,7 +320,7 @@ private let curlWriteCallback: tenops_curl_data_callback = { pointer, size, coun
     let length = size * count
     guard let pointer, let context else { return length }
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-    transfer.receivedBody(Data(bytes: pointer, count: length))
+    transfer.receivedBody(Transfer.chunk(pointer, count: length))
     return transfer.bodyTooLarge ? 0 : length  // 0 makes curl abort with CURLE_WRITE_ERROR
 }
 

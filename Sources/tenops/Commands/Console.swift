@@ -44,6 +44,17 @@ struct Console: AsyncParsableCommand {
         if allNamespaces && kube.namespace != nil { throw ValidationError("-n and -A exclude each other") }
     }
 
+    /// A log pane following a chatty pod churns the heap, from every thread of the console. So,
+    /// before the first thread but main exists (`TenOps.main`), every thread is given the one
+    /// arena, where what one thread frees is reused by the next allocation of any, and no arena
+    /// appears mid-run; and every block of 32 KiB or more (a frame's cell grid, a batch of log
+    /// lines) gets pages of its own, returned as soon as it is freed, rather than a place in the
+    /// heap that the next long-lived block may pin.
+    static func tuneHeap() {
+        HeapTrimmer.limitArenas(to: 1)
+        HeapTrimmer.fixMmapThreshold(at: 32 << 10)
+    }
+
     func run() async throws {
         let signals = TerminationSignal.install()
         let logPath = logFile ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("tenops-console.log")
@@ -81,11 +92,7 @@ struct Console: AsyncParsableCommand {
             runtime.quit()
         }
         defer { stopper.cancel() }
-        // A log pane following a chatty pod churns the heap; what it frees goes back, as in
-        // `tenops operator`, no arena appears mid-run, and each frame's cell grid has pages of
-        // its own, returned as soon as the next frame replaces it.
-        HeapTrimmer.limitArenas(to: 1)
-        HeapTrimmer.fixMmapThreshold(at: 128 << 10)
+        // What the heap frees goes back once a minute, as in `tenops operator` (see `tuneHeap`).
         let trimmer = Task { await HeapTrimmer.run(logger: logger) }
         defer { trimmer.cancel() }
         logger.info("console on \(config.server), \(namespace.map { "namespace \($0)" } ?? "every namespace"), engine \(engine.rawValue)")
