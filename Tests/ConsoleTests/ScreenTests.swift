@@ -211,6 +211,29 @@ struct ScreenTests {
         #expect(paused.first("[follow]") == nil)
     }
 
+    @Test("a frame drawn over the grid of an earlier one, of any size, equals a frame drawn on a fresh grid")
+    func renderIntoReusedGrid() {
+        var ring = LogRing(capacity: 10)
+        ring.append("a log line long enough to leave cells behind if a frame did not clear them first")
+        var busy = ConsoleState()
+        busy.focus = .logs
+        busy.logs.pod = Fixtures.key
+        busy.logs.podName = "sample-0"
+        busy.overlay = .help
+        let quiet = ConsoleState()
+        let full = Fixtures.snapshot(pairs: [Fixtures.pair(state: "Normal")] + (1..<30).map { Fixtures.pair(state: "Failed", name: "pair-\($0)") })
+        let empty = Fixtures.snapshot(pairs: [])
+        var grid = CellGrid(width: 1, height: 1)
+        let frames: [(ConsoleSnapshot, ConsoleState, LogRing?, Int, Int)] = [
+            (full, busy, ring, 200, 60), (empty, quiet, nil, 200, 60), (full, busy, ring, 80, 24), (empty, quiet, nil, 80, 24),
+            (full, quiet, nil, 200, 60),
+        ]
+        for (snapshot, state, logs, width, height) in frames {
+            ConsoleScreen.render(snapshot, state, logs: logs, into: &grid, width: width, height: height, glyphs: .unicode, timeZone: Fixtures.utc)
+            #expect(grid == Fixtures.render(snapshot, state, logs: logs, width: width, height: height))
+        }
+    }
+
     /// Lines as the ring holds them, and as the pane must show them: an ASCII line is drawn from
     /// the ring's bytes, any other through a `String`, and both must come out alike.
     static let logLines: [(line: String, shown: String, match: Int?)] = [
