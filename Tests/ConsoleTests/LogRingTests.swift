@@ -112,13 +112,6 @@ struct LogRingTests {
         #expect(Self.kept(ring) == ["first", "", "third é"])
     }
 
-    @Test("a batch's storage comes in power-of-two sizes, 64 at least", arguments: [
-        (0, 64), (1, 64), (64, 64), (65, 128), (1000, 1024), (1024, 1024), (1025, 2048), (50_000, 65_536),
-    ])
-    func sizeClasses(count: Int, size: Int) {
-        #expect(LogRing.sizeClass(count) == size)
-    }
-
     @Test("the lines of a ring taken as a batch are the ring's, whatever their storage size")
     func batchFromRing() {
         var ring = LogRing(capacity: 1000)

@@ -4,6 +4,14 @@ import Testing
 
 @Suite("Paths, queries, line splitting and Status decoding", .timeLimit(.minutes(5)))
 struct PathAndStreamTests {
+    @Test("storage sizes are powers of two, the minimum at least", arguments: [
+        (0, 64, 64), (1, 64, 64), (64, 64, 64), (65, 64, 128), (1000, 64, 1024), (1024, 64, 1024), (1025, 64, 2048),
+        (50_000, 64, 65_536), (1, 1024, 1024), (16_384, 1024, 16_384), (16_385, 1024, 32_768),
+    ])
+    func storageSizes(count: Int, minimum: Int, size: Int) {
+        #expect(StorageSize.powerOfTwo(atLeast: count, minimum: minimum) == size)
+    }
+
     @Test("resource paths", arguments: [
         (ResourceType.pods, "ns", "p", "/api/v1/namespaces/ns/pods/p"),
         (ResourceType.nodes, "ignored", "n1", "/api/v1/nodes/n1"),

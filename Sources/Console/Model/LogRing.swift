@@ -1,3 +1,5 @@
+import KubeAPI
+
 /// The last lines of a log, kept as UTF-8 bytes in one fixed-size byte ring: memory stays bounded
 /// however chatty the container is, and appending a line allocates nothing once the ring has
 /// filled. At 10,000 lines a second that matters: a `String` per line, each freed again a second
@@ -101,10 +103,10 @@ public struct LogRing: Sendable {
     /// The lines kept, oldest first, as one compact batch (the ring is left as it was).
     public var lines: LogLines {
         var result = LogLines()
-        // Storage of a few sizes only (powers of two): twenty batches a second of every length
-        // would leave the heap in pieces, while a block of a size just freed is reused as is.
+        // Twenty batches a second: storage of a few sizes only.
         let byteCount = (0..<count).reduce(0) { $0 + Int(span($1).length) }
-        result.reserve(lines: Self.sizeClass(count), bytes: Self.sizeClass(byteCount))
+        result.reserve(lines: StorageSize.powerOfTwo(atLeast: count, minimum: 64),
+                       bytes: StorageSize.powerOfTwo(atLeast: byteCount, minimum: 64))
         bytes.withUnsafeBytes { storage in
             for index in 0..<count {
                 let span = span(index)
@@ -113,9 +115,6 @@ public struct LogRing: Sendable {
         }
         return result
     }
-
-    /// `count` rounded up to a power of two, at least 64.
-    static func sizeClass(_ count: Int) -> Int { max(64, 1 << (Int.bitWidth - max(0, count - 1).leadingZeroBitCount)) }
 
     /// Forgets every line and the count of appends; the storage stays allocated for reuse.
     public mutating func removeAll() {

@@ -12,7 +12,7 @@ public enum ConsoleScreen {
         timeZone: TimeZone = .current
     ) -> CellGrid {
         var grid = CellGrid(width: width, height: height)
-        render(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone)
+        draw(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone)
         return grid
     }
 
@@ -23,10 +23,11 @@ public enum ConsoleScreen {
         glyphs: Glyphs, timeZone: TimeZone = .current
     ) {
         grid.clear(width: width, height: height)
-        render(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone)
+        draw(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone)
     }
 
-    private static func render(
+    /// Every view, drawn onto a blank grid.
+    private static func draw(
         _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, glyphs: Glyphs, timeZone: TimeZone
     ) {
         guard grid.width > 0, grid.height > 0 else { return }

@@ -214,14 +214,12 @@ final class Transfer: @unchecked Sendable {
 
     // MARK: I/O-thread side
 
-    /// A chunk's bytes in storage of a power-of-two size, 1 KiB at least. curl hands over
+    /// A streamed chunk's bytes, in storage of a `StorageSize`, 1 KiB at least: curl hands over
     /// chunks of every length, hundreds a second on a busy stream, each freed on another thread
-    /// once read: storage of a few sizes is reused by malloc as it is, where every length would
-    /// be carved from the heap and leave it in pieces.
-    static func chunk(_ pointer: UnsafeMutablePointer<CChar>, count: Int) -> Data {
-        let capacity = max(1024, 1 << (Int.bitWidth - max(0, count - 1).leadingZeroBitCount))
-        var data = Data(capacity: capacity)
-        pointer.withMemoryRebound(to: UInt8.self, capacity: count) { data.append($0, count: count) }
+    /// once read.
+    static func chunk(_ bytes: UnsafeRawBufferPointer) -> Data {
+        var data = Data(capacity: StorageSize.powerOfTwo(atLeast: bytes.count, minimum: 1024))
+        data.append(contentsOf: bytes)
         return data
     }
 
@@ -246,16 +244,16 @@ final class Transfer: @unchecked Sendable {
         headers[name] = value
     }
 
-    func receivedBody(_ data: Data) {
+    func receivedBody(_ bytes: UnsafeRawBufferPointer) {
         if !headDelivered { deliverHead() }
         switch mode {
         case .buffered:
-            guard body.count + data.count <= maxBodyBytes else {
+            guard body.count + bytes.count <= maxBodyBytes else {
                 bodyTooLarge = true
                 return
             }
-            body.append(data)
-        case .streaming: bodyContinuation?.yield(data)
+            body.append(contentsOf: bytes)
+        case .streaming: bodyContinuation?.yield(Self.chunk(bytes))
         }
     }
 
@@ -320,7 +318,7 @@ private let curlWriteCallback: tenops_curl_data_callback = { pointer, size, coun
     let length = size * count
     guard let pointer, let context else { return length }
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-    transfer.receivedBody(Transfer.chunk(pointer, count: length))
+    transfer.receivedBody(UnsafeRawBufferPointer(start: pointer, count: length))
     return transfer.bodyTooLarge ? 0 : length  // 0 makes curl abort with CURLE_WRITE_ERROR
 }
 

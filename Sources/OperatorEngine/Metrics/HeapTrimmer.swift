@@ -35,9 +35,9 @@ public enum HeapTrimmer {
     /// returned to the kernel as soon as it is freed. Set explicitly, the threshold stays put:
     /// by default glibc raises it to the size of each large block freed, after which such blocks
     /// come from the heap, and a heap top that holds one block or not at trim time makes the RSS
-    /// step. That suits a process that keeps making and dropping a few large blocks, such as
-    /// the console (a 200x60 cell grid is 288 KB, made for every frame). False when the C library
-    /// has no `mallopt`.
+    /// step. That suits a process that keeps making and dropping large blocks, such as the
+    /// console (a batch of log lines twenty times a second). False when the C library has no
+    /// `mallopt`.
     @discardableResult
     public static func fixMmapThreshold(at bytes: Int32) -> Bool {
         guard let mallopt else { return false }
