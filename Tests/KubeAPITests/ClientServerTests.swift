@@ -348,6 +348,63 @@ struct ClientServerTests {
         }
     }
 
+    @Test("a curl handle is reused, and carries nothing over from its last request: method, body, timeout")
+    func reusedHandles() async throws {
+        try await TestCluster.with { cluster in
+            let transport = CurlTransport(idleHandles: 1)
+            let pool = transport.handles
+            let client = KubeClient(config: cluster.config(), transport: transport, retryPolicy: RetryPolicy(maxAttempts: 1))
+            // A POST with a body, then a GET on the handle it leaves: a GET that kept the method
+            // or the body would create again, and fail with AlreadyExists.
+            _ = try await client.create(configMap("reused", data: ["k": "v"]))
+            #expect(await eventually { pool.idleAddresses.count == 1 })
+            let handle = pool.idleAddresses
+            #expect(try await client.get(ConfigMap.self, name: "reused", namespace: "default").data == ["k": "v"])
+            #expect(await eventually { pool.idleAddresses == handle })
+
+            // A request with a 300 ms limit, then a watch on the same handle: one that kept the
+            // limit would end within 300 ms and miss the change made a second later.
+            let hurried = KubeClient(config: cluster.config(), transport: transport, requestTimeout: .milliseconds(300))
+            _ = try await hurried.list(ConfigMap.self, namespace: "default")
+            #expect(await eventually { pool.idleAddresses == handle })
+            let stream = try await client.watch(ConfigMap.self, namespace: "default", options: WatchOptions(resourceVersion: "0"))
+            #expect(pool.idleAddresses.isEmpty)
+            let consumer = Task {
+                for try await event in stream where event.type == .modified { return event.object.name }
+                return "the watch ended"
+            }
+            try await Task.sleep(for: .seconds(1))
+            _ = try await client.patch(ConfigMap.self, name: "reused", namespace: "default", patchType: .merge, patch: ["data": ["k": "w"]])
+            #expect(try await consumer.value == "reused")
+            #expect(await eventually { pool.idleAddresses.count == 1 })
+        }
+    }
+
+    @Test("idle handles beyond the pool's capacity are cleaned up, not kept")
+    func handlePoolCapacity() async throws {
+        try await TestCluster.with { cluster in
+            let transport = CurlTransport(idleHandles: 2)
+            let pool = transport.handles
+            let client = KubeClient(config: cluster.config(), transport: transport)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<5 {
+                    group.addTask {
+                        let stream = try await client.watch(ConfigMap.self, namespace: "default", options: WatchOptions(timeoutSeconds: 2))
+                        for try await _ in stream {}
+                    }
+                }
+                #expect(await eventually { cluster.double.openWatchCount == 5 })
+                #expect(pool.idleAddresses.isEmpty)
+                try await group.waitForAll()
+            }
+            #expect(await eventually { pool.idleAddresses.count == 2 })
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(pool.idleAddresses.count == 2)
+            #expect(try await client.list(ConfigMap.self, namespace: "default").items.isEmpty)
+            #expect(await eventually { pool.idleAddresses.count == 2 })
+        }
+    }
+
     @Test("pod logs: tail, and follow streams lines appended later")
     func podLogs() async throws {
         try await TestCluster.with { cluster in

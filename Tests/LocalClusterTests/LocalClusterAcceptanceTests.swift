@@ -83,9 +83,17 @@ struct LocalClusterAcceptanceTests {
     }
 
     /// What the pod at `ip` serves at /starts: one line per container start on its claim.
-    static func starts(_ ip: String) async throws -> [String] {
-        let result = try await ChildProcess.run("/usr/bin/curl", ["-sS", "--max-time", "5", "http://\(ip):8080/starts"])
-        return result.out.split(separator: "\n").map(String.init)
+    ///
+    /// Asked again while nothing answers at `ip`, for up to `patience`: after a restart of tenops
+    /// local, the pods keep the Ready status they had until their node reports again (as with a
+    /// kubelet's restart), so Ready alone does not say that the new process listens yet.
+    static func starts(_ ip: String, patience: Duration = .seconds(15)) async throws -> [String] {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            let result = try await ChildProcess.run("/usr/bin/curl", ["-sS", "--max-time", "5", "http://\(ip):8080/starts"])
+            if result.status == 0 || ContinuousClock.now >= deadline { return result.out.split(separator: "\n").map(String.init) }
+            try await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     static func nodeReady(_ kubeconfig: String, _ node: String) async throws -> String {

@@ -17,15 +17,18 @@ public final class CurlTransport: HTTPTransport {
     public static let shared = CurlTransport()
 
     private let loop: CurlMultiLoop
+    let handles: EasyHandlePool
 
-    public init() {
+    /// `idleHandles`: how many curl handles to keep between transfers (see `EasyHandlePool`).
+    public init(idleHandles: Int = 16) {
         loop = CurlMultiLoop()
+        handles = EasyHandlePool(capacity: idleHandles)
     }
 
     public func perform(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError) -> HTTPResponse {
         let transfer: Transfer
         do {
-            transfer = try Transfer(request: request, tls: tls, mode: .buffered)
+            transfer = try Transfer(request: request, tls: tls, mode: .buffered, handles: handles)
         } catch let error as KubeAPIError {
             throw error
         } catch {
@@ -47,7 +50,7 @@ public final class CurlTransport: HTTPTransport {
     {
         let transfer: Transfer
         do {
-            transfer = try Transfer(request: request, tls: tls, mode: .streaming)
+            transfer = try Transfer(request: request, tls: tls, mode: .streaming, handles: handles)
         } catch let error as KubeAPIError {
             throw error
         } catch {
@@ -76,6 +79,7 @@ final class Transfer: @unchecked Sendable {
 
     let mode: Mode
     let easy: UnsafeMutableRawPointer
+    private let handles: EasyHandlePool
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var connectToList: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer: UnsafeMutablePointer<CChar> = {
@@ -101,10 +105,10 @@ final class Transfer: @unchecked Sendable {
     var onHead: (@Sendable (Result<HTTPResponseHead, KubeAPIError>) -> Void)?
     var bodyContinuation: AsyncThrowingStream<Data, any Error>.Continuation?
 
-    init(request: HTTPRequest, tls: TLSSettings, mode: Mode) throws {
-        CurlGlobal.initialize()
-        guard let easy = curl_easy_init() else { throw KubeAPIError.transport("curl_easy_init failed") }
+    init(request: HTTPRequest, tls: TLSSettings, mode: Mode, handles: EasyHandlePool) throws {
+        guard let easy = handles.take() else { throw KubeAPIError.transport("curl_easy_init failed") }
         self.easy = easy
+        self.handles = handles
         self.mode = mode
         self.description = "\(request.method) \(Transfer.redacted(request.url))"
         self.maxBodyBytes = request.maxBodyBytes
@@ -118,8 +122,9 @@ final class Transfer: @unchecked Sendable {
         return String(url[..<scheme.upperBound]) + String(url[url.index(after: at)...])
     }
 
+    /// The multi handle no longer has `easy` by now: a transfer leaves `active` only as it is removed.
     deinit {
-        curl_easy_cleanup(easy)
+        handles.recycle(easy)
         errorBuffer.deallocate()
         if let headerList { curl_slist_free_all(headerList) }
         if let connectToList { curl_slist_free_all(connectToList) }
@@ -331,6 +336,54 @@ private let curlHeaderCallback: tenops_curl_data_callback = { pointer, size, cou
     }
     transfer.receivedHeaderLine(line)
     return length
+}
+
+/// curl easy handles kept from one transfer to the next, reset in between.
+///
+/// A handle made afresh for each transfer allocates its state again each time, its 16 KiB
+/// receive buffer among it: for a watch or a log follow, that is a block held for minutes, placed
+/// wherever the heap has room at the moment it reconnects, among the short-lived blocks of that
+/// moment. A reused handle keeps its blocks where they are. `curl_easy_reset` returns every option
+/// to its default (the URL, the method, the body, the timeouts, the certificates, the callbacks and
+/// their context), and keeps what curl keeps per handle: buffers and the TLS session cache.
+/// At most `capacity` idle handles are kept; one more is cleaned up.
+final class EasyHandlePool: Sendable {
+    /// An idle handle; only the pool touches it until `take` hands it out.
+    private struct Handle: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    let capacity: Int
+    private let idle = Mutex<[Handle]>([])
+
+    init(capacity: Int) {
+        self.capacity = max(0, capacity)
+    }
+
+    /// The handle used last, or a new one; nil when curl cannot make one.
+    func take() -> UnsafeMutableRawPointer? {
+        if let handle = idle.withLock({ $0.popLast() }) { return handle.pointer }
+        CurlGlobal.initialize()
+        return curl_easy_init()
+    }
+
+    /// Takes back a handle that no multi handle has.
+    func recycle(_ easy: UnsafeMutableRawPointer) {
+        curl_easy_reset(easy)
+        let kept = idle.withLock { idle in
+            guard idle.count < capacity else { return false }
+            idle.append(Handle(pointer: easy))
+            return true
+        }
+        if !kept { curl_easy_cleanup(easy) }
+    }
+
+    /// The idle handles' addresses, most recently used last (the tests look at them).
+    var idleAddresses: [Int] { idle.withLock { $0.map { Int(bitPattern: $0.pointer) } } }
+
+    deinit {
+        for handle in idle.withLock({ $0 }) { curl_easy_cleanup(handle.pointer) }
+    }
 }
 
 enum CurlGlobal {
