@@ -51,10 +51,13 @@ public enum EngineMetrics {
             states[key, default: []].formUnion(seen.union([state]))
             return seen
         }
+        // The new state first: a scrape between the two steps then sees it already at 1 (beside
+        // the old one, for that instant), never a pair in no state at all. Once the old state
+        // reads 0, the new one reads 1.
+        Gauge(label: Name.pairState, dimensions: dimensions + [("state", state)]).record(1)
         for old in before.sorted() {
             Gauge(label: Name.pairState, dimensions: dimensions + [("state", old)]).record(0)
         }
-        Gauge(label: Name.pairState, dimensions: dimensions + [("state", state)]).record(1)
     }
 
     /// The pair is gone: its series go too.
