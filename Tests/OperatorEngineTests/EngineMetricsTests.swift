@@ -5,8 +5,8 @@ import Synchronization
 import Testing
 
 /// The state gauge as a scrape sees it between two records: the metrics go to a backend that
-/// writes down each gauge record in order (swift-metrics' factory interface; the process's one
-/// bootstrap, which no other test of this target makes).
+/// writes down each gauge record in order (swift-metrics' factory interface; the test process's one
+/// bootstrap, which no other test makes).
 @Suite struct EngineMetricsTests {
     @Test("a state change records the new state at 1 before the old one at 0: no scrape sees a pair in no state")
     func newStateFirst() throws {
