@@ -343,6 +343,36 @@ struct ScreenTests {
         if expected.isEmpty { #expect(grid.first("No pair matches /nothing (Esc clears the filter)") != nil) }
     }
 
+    /// Each step changes one input of the table's rows (or none); the memo must hand out what a
+    /// fresh `PairList` gives, and make one only when an input it depends on changed.
+    @Test("the memo of the table's rows makes them again only when the pairs, filter, sort, selection or (age sort) clock change")
+    func pairListMemo() {
+        typealias Step = (String, (inout ConsoleSnapshot, inout ConsoleState) -> Void, Int)
+        let steps: [Step] = [
+            ("first frame", { _, _ in }, 1),
+            ("the same again", { _, _ in }, 1),
+            ("a clock tick under the name sort", { snapshot, _ in snapshot.now += 1 }, 1),
+            ("log lines only (the state's log pane)", { _, state in state.logs.follow.toggle() }, 1),
+            ("the filter", { _, state in state.filter = "a" }, 2),
+            ("the selection", { snapshot, state in state.selected = snapshot.pairs[2].key }, 3),
+            ("the sort order", { _, state in state.ascending = false }, 4),
+            ("the sort column: age", { _, state in state.sort = .age }, 5),
+            ("a clock tick under the age sort", { snapshot, _ in snapshot.now += 1 }, 6),
+            ("a pair's state", { snapshot, _ in snapshot.pairs[0].state = "ActiveDown" }, 7),
+            ("a pair gone", { snapshot, _ in snapshot.pairs.removeLast() }, 8),
+            ("the same pairs again, in a new array", { snapshot, _ in snapshot.pairs = Array(snapshot.pairs) }, 8),
+        ]
+        var memo = PairListMemo()
+        var snapshot = Fixtures.listSnapshot()
+        var state = ConsoleState()
+        for (what, change, builds) in steps {
+            change(&snapshot, &state)
+            let list = memo.list(snapshot: snapshot, state: state)
+            #expect(list == PairList(snapshot: snapshot, state: state), "\(what)")
+            #expect(memo.builds == builds, "\(what)")
+        }
+    }
+
     @Test("the header: engine in observe mode with the lease holder, all namespaces, API trouble")
     func header() {
         var snapshot = Fixtures.snapshot(pairs: [Fixtures.pair(state: "Normal")], namespace: nil,

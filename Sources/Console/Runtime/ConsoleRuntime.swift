@@ -169,6 +169,7 @@ struct EventLoop {
     /// The grid shown before `shown`, drawn over for the next frame: by then the backend has
     /// moved on to `shown`, so its cells are this loop's alone and no frame allocates a grid.
     var spare: CellGrid?
+    var pairList = PairListMemo()
     /// Tasks of `spawn` still running, by number, so that leaving cancels them.
     var pendingTasks: [Int: Task<Void, Never>] = [:]
     var spawned = 0
@@ -256,7 +257,8 @@ struct EventLoop {
         var grid = spare ?? CellGrid(width: width, height: height)
         spare = nil
         ConsoleScreen.render(
-            snapshot, state, logs: state.logs.pod == nil ? nil : logs, into: &grid, width: width, height: height, glyphs: glyphs)
+            snapshot, state, logs: state.logs.pod == nil ? nil : logs, into: &grid, width: width, height: height, glyphs: glyphs,
+            list: pairList.list(snapshot: snapshot, state: state))
         guard grid != shown else {
             spare = grid
             return

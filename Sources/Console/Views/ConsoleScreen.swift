@@ -17,21 +17,24 @@ public enum ConsoleScreen {
     }
 
     /// `render` into a grid the caller keeps from frame to frame, cleared first: a grid of the
-    /// size it already has is drawn over in place, with nothing allocated for it.
+    /// size it already has is drawn over in place, with nothing allocated for it. `list` is the
+    /// table's rows when the caller has them already (`PairListMemo`); they must be those of
+    /// `snapshot` and `state`.
     public static func render(
         _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, width: Int, height: Int,
-        glyphs: Glyphs, timeZone: TimeZone = .current
+        glyphs: Glyphs, timeZone: TimeZone = .current, list: PairList? = nil
     ) {
         grid.clear(width: width, height: height)
-        draw(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone)
+        draw(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone, list: list)
     }
 
     /// Every view, drawn onto a blank grid.
     private static func draw(
-        _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, glyphs: Glyphs, timeZone: TimeZone
+        _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, glyphs: Glyphs, timeZone: TimeZone,
+        list: PairList? = nil
     ) {
         guard grid.width > 0, grid.height > 0 else { return }
-        let list = PairList(snapshot: snapshot, state: state)
+        let list = list ?? PairList(snapshot: snapshot, state: state)
         let layout = ConsoleLayout(width: grid.width, height: grid.height, state: state, list: list)
         let context = RenderContext(snapshot: snapshot, state: state, glyphs: glyphs, list: list)
         let selected = list.selectedPair(in: snapshot)
