@@ -380,6 +380,28 @@ struct ClientServerTests {
         }
     }
 
+    /// curl sends requests out of a 16 KiB upload buffer (`CurlTransport.uploadBufferBytes`), so a
+    /// larger body goes in pieces: each must arrive, in order, over TLS, for a create and a replace.
+    @Test("a body many times larger than curl's upload buffer arrives whole, in order")
+    func bodyLargerThanUploadBuffer() async throws {
+        try await TestCluster.with { cluster in
+            let client = KubeClient(config: cluster.config(), retryPolicy: RetryPolicy(maxAttempts: 1))
+            func text(_ seed: Int) -> String {
+                // 300 KiB of numbered lines: a piece lost, repeated or reordered changes it.
+                (0..<20_000).map { String(format: "%05d:%09d", $0, ($0 &* 2_654_435_761 &+ seed) % 1_000_000_000) }.joined(separator: "\n")
+            }
+            let first = text(1)
+            #expect(first.utf8.count > 16 * (16 << 10))
+            _ = try await client.create(configMap("big", data: ["k": first]))
+            #expect(try await client.get(ConfigMap.self, name: "big", namespace: "default").data["k"] == first)
+            var stored = try await client.get(ConfigMap.self, name: "big", namespace: "default")
+            let second = text(2)
+            stored.data = ["k": second]
+            _ = try await client.update(stored)
+            #expect(try await client.get(ConfigMap.self, name: "big", namespace: "default").data["k"] == second)
+        }
+    }
+
     @Test("idle handles beyond the pool's capacity are cleaned up, not kept")
     func handlePoolCapacity() async throws {
         try await TestCluster.with { cluster in
