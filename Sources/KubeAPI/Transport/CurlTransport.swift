@@ -18,17 +18,20 @@ public final class CurlTransport: HTTPTransport {
 
     private let loop: CurlMultiLoop
     let handles: EasyHandlePool
+    let chunks: ChunkBuffers
 
-    /// `idleHandles`: how many curl handles to keep between transfers (see `EasyHandlePool`).
-    public init(idleHandles: Int = 16) {
+    /// `idleHandles`: how many curl handles to keep between transfers (see `EasyHandlePool`);
+    /// `idleChunkBuffers`: how many streamed chunks' buffers to keep (see `ChunkBuffers`).
+    public init(idleHandles: Int = 16, idleChunkBuffers: Int = 16) {
         loop = CurlMultiLoop()
         handles = EasyHandlePool(capacity: idleHandles)
+        chunks = ChunkBuffers(capacity: idleChunkBuffers)
     }
 
     public func perform(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError) -> HTTPResponse {
         let transfer: Transfer
         do {
-            transfer = try Transfer(request: request, tls: tls, mode: .buffered, handles: handles)
+            transfer = try Transfer(request: request, tls: tls, mode: .buffered, handles: handles, chunks: chunks)
         } catch let error as KubeAPIError {
             throw error
         } catch {
@@ -50,7 +53,7 @@ public final class CurlTransport: HTTPTransport {
     {
         let transfer: Transfer
         do {
-            transfer = try Transfer(request: request, tls: tls, mode: .streaming, handles: handles)
+            transfer = try Transfer(request: request, tls: tls, mode: .streaming, handles: handles, chunks: chunks)
         } catch let error as KubeAPIError {
             throw error
         } catch {
@@ -80,6 +83,7 @@ final class Transfer: @unchecked Sendable {
     let mode: Mode
     let easy: UnsafeMutableRawPointer
     private let handles: EasyHandlePool
+    private let chunks: ChunkBuffers
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var connectToList: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer: UnsafeMutablePointer<CChar> = {
@@ -105,10 +109,11 @@ final class Transfer: @unchecked Sendable {
     var onHead: (@Sendable (Result<HTTPResponseHead, KubeAPIError>) -> Void)?
     var bodyContinuation: AsyncThrowingStream<Data, any Error>.Continuation?
 
-    init(request: HTTPRequest, tls: TLSSettings, mode: Mode, handles: EasyHandlePool) throws {
+    init(request: HTTPRequest, tls: TLSSettings, mode: Mode, handles: EasyHandlePool, chunks: ChunkBuffers) throws {
         guard let easy = handles.take() else { throw KubeAPIError.transport("curl_easy_init failed") }
         self.easy = easy
         self.handles = handles
+        self.chunks = chunks
         self.mode = mode
         self.description = "\(request.method) \(Transfer.redacted(request.url))"
         self.maxBodyBytes = request.maxBodyBytes
@@ -231,15 +236,6 @@ final class Transfer: @unchecked Sendable {
 
     // MARK: I/O-thread side
 
-    /// A streamed chunk's bytes, in storage of a `StorageSize`, 1 KiB at least: curl hands over
-    /// chunks of every length, hundreds a second on a busy stream, each freed on another thread
-    /// once read.
-    static func chunk(_ bytes: UnsafeRawBufferPointer) -> Data {
-        var data = Data(capacity: StorageSize.powerOfTwo(atLeast: bytes.count, minimum: 1024))
-        data.append(contentsOf: bytes)
-        return data
-    }
-
     func receivedHeaderLine(_ line: String) {
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.hasPrefix("HTTP/") {
@@ -270,7 +266,7 @@ final class Transfer: @unchecked Sendable {
                 return
             }
             body.append(contentsOf: bytes)
-        case .streaming: bodyContinuation?.yield(Self.chunk(bytes))
+        case .streaming: bodyContinuation?.yield(chunks.chunk(bytes))
         }
     }
 
@@ -393,6 +389,55 @@ final class EasyHandlePool: Sendable {
 
     deinit {
         for handle in idle.withLock({ $0 }) { curl_easy_cleanup(handle.pointer) }
+    }
+}
+
+/// The storage of streamed chunks: buffers of `bufferBytes`, each taken back for the next chunk
+/// once the chunk's reader lets it go, up to `capacity` kept idle. A followed log brings a full
+/// 16 KiB chunk a hundred times a second; made by malloc, each was a block of curl's receive and
+/// upload buffers' size, made and freed on two threads, and a buffer that a new transfer placed
+/// where such chunks had been moved them up into new pages. Chunks larger than a buffer, and
+/// chunks too small to need one, are plain `Data`.
+final class ChunkBuffers: Sendable {
+    private struct Buffer: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    let bufferBytes: Int
+    let capacity: Int
+    private let idle = Mutex<[Buffer]>([])
+
+    init(bufferBytes: Int = 16 << 10, capacity: Int = 16) {
+        self.bufferBytes = bufferBytes
+        self.capacity = max(0, capacity)
+    }
+
+    /// A copy of `bytes`, in a kept buffer when they fill more than half of one.
+    func chunk(_ bytes: UnsafeRawBufferPointer) -> Data {
+        guard bytes.count > bufferBytes / 2, bytes.count <= bufferBytes, let source = bytes.baseAddress else {
+            var data = Data(capacity: StorageSize.powerOfTwo(atLeast: bytes.count, minimum: 1024))
+            data.append(contentsOf: bytes)
+            return data
+        }
+        let buffer = idle.withLock { $0.popLast() }?.pointer ?? UnsafeMutableRawPointer.allocate(byteCount: bufferBytes, alignment: 16)
+        buffer.copyMemory(from: source, byteCount: bytes.count)
+        return Data(bytesNoCopy: buffer, count: bytes.count, deallocator: .custom { [self] pointer, _ in recycle(pointer) })
+    }
+
+    private func recycle(_ pointer: UnsafeMutableRawPointer) {
+        let kept = idle.withLock { idle in
+            guard idle.count < capacity else { return false }
+            idle.append(Buffer(pointer: pointer))
+            return true
+        }
+        if !kept { pointer.deallocate() }
+    }
+
+    /// How many buffers wait for a chunk (the tests look at it).
+    var idleCount: Int { idle.withLock { $0.count } }
+
+    deinit {
+        for buffer in idle.withLock({ $0 }) { buffer.pointer.deallocate() }
     }
 }
 

@@ -44,6 +44,14 @@ public enum HeapTrimmer {
         return mallopt(-3, bytes) == 1  // M_MMAP_THRESHOLD
     }
 
+    /// Gives the top of the heap back to the kernel whenever more than `bytes` of it are free
+    /// (glibc's `M_TRIM_THRESHOLD`, 128 KiB by default). False when the C library has no `mallopt`.
+    @discardableResult
+    public static func fixTrimThreshold(at bytes: Int32) -> Bool {
+        guard let mallopt else { return false }
+        return mallopt(-1, bytes) == 1  // M_TRIM_THRESHOLD
+    }
+
     private static let mallopt = cFunction("mallopt", as: (@convention(c) (Int32, Int32) -> Int32).self)
 
     /// glibc's `malloc_trim`, looked up at run time: `<malloc.h>` is not part of the Glibc

@@ -45,14 +45,20 @@ struct Console: AsyncParsableCommand {
     }
 
     /// A log pane following a chatty pod churns the heap, from every thread of the console. So,
-    /// before the first thread but main exists (`TenOps.main`), every thread is given the one
-    /// arena, where what one thread frees is reused by the next allocation of any, and no arena
-    /// appears mid-run; and every block of 32 KiB or more (a frame's cell grid, a batch of log
-    /// lines) gets pages of its own, returned as soon as it is freed, rather than a place in the
-    /// heap that the next long-lived block may pin.
+    /// before the first thread but main exists (`TenOps.main`):
+    /// - every thread is given the one arena, where what one thread frees is reused by the next
+    ///   allocation of any, and no arena appears mid-run;
+    /// - a block of 32 KiB or more (a frame's cell grid, a batch of log lines) gets pages of its
+    ///   own, returned as soon as it is freed, unless a free chunk of the heap holds it;
+    /// - the top of the heap goes back to the kernel once 32 KiB of it are free, so that such a
+    ///   chunk is rarely there. Without this, the batch of log lines freed twenty times a second
+    ///   at the top left one; a watch made again placed its curl buffers in it, for minutes, and
+    ///   the batches moved up into new pages (with `ChunkBuffers`, the heap stepped by 76 KiB
+    ///   over the informers' first reconnects in a diagnostic run; with this as well, by none).
     static func tuneHeap() {
         HeapTrimmer.limitArenas(to: 1)
         HeapTrimmer.fixMmapThreshold(at: 32 << 10)
+        HeapTrimmer.fixTrimThreshold(at: 32 << 10)
     }
 
     func run() async throws {
