@@ -36,7 +36,37 @@ struct ChunkBuffersTests {
         let held = Self.chunk(buffers, third)
         data.append(contentsOf: [1, 2, 3])
         #expect(Array(data) == second + [1, 2, 3])
+        // The chunk grew into storage of its own and gave its buffer back.
+        #expect(buffers.idleCount == 1)
         #expect(Array(held) == third)
+    }
+
+    /// The last holder of a chunk's bytes, handed from one thread to another.
+    final class Holder: @unchecked Sendable {
+        var data: Data?
+    }
+
+    @Test("a slice of a chunk keeps its buffer from the next chunks until it goes, on any thread")
+    func sharedBuffer() async {
+        let buffers = ChunkBuffers(bufferBytes: 16 << 10, capacity: 4)
+        let bytes = Self.bytes(16 << 10, seed: 9)
+        let expected = Array(bytes[100..<9_000])
+        let holder = Holder()
+        holder.data = Self.chunk(buffers, bytes)[100..<9_000]
+        #expect(buffers.idleCount == 0)
+        do {
+            // Other chunks meanwhile get buffers of their own, not the slice's.
+            let others = (0..<3).map { Self.chunk(buffers, Self.bytes(12 << 10, seed: UInt8(20 + $0))) }
+            #expect(others.enumerated().allSatisfy { Array($0.element) == Self.bytes(12 << 10, seed: UInt8(20 + $0.offset)) })
+            #expect(holder.data.map(Array.init) == expected)
+        }
+        #expect(buffers.idleCount == 3)
+        // The slice goes on another thread, and its buffer comes back.
+        await Task.detached {
+            #expect(holder.data.map(Array.init) == expected)
+            holder.data = nil
+        }.value
+        #expect(buffers.idleCount == 4)
     }
 
     @Test("no more than the capacity is kept; the rest is freed")

@@ -380,7 +380,7 @@ struct ClientServerTests {
         }
     }
 
-    /// curl sends requests out of a 16 KiB upload buffer (`CurlTransport.uploadBufferBytes`), so a
+    /// curl sends requests out of a 16 KiB upload buffer (`Transfer.uploadBufferBytes`), so a
     /// larger body goes in pieces: each must arrive, in order, over TLS, for a create and a replace.
     @Test("a body many times larger than curl's upload buffer arrives whole, in order")
     func bodyLargerThanUploadBuffer() async throws {

@@ -34,6 +34,7 @@ public enum ConsoleScreen {
         list: PairList? = nil
     ) {
         guard grid.width > 0, grid.height > 0 else { return }
+        assert(list == nil || list == PairList(snapshot: snapshot, state: state), "a pair list of another snapshot or state")
         let list = list ?? PairList(snapshot: snapshot, state: state)
         let layout = ConsoleLayout(width: grid.width, height: grid.height, state: state, list: list)
         let context = RenderContext(snapshot: snapshot, state: state, glyphs: glyphs, list: list)

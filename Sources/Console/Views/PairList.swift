@@ -12,6 +12,24 @@ public struct PairList: Sendable, Equatable {
     public let selectedPosition: Int?
 
     public init(snapshot: ConsoleSnapshot, state: ConsoleState) {
+        self.init(rows: Self.rows(snapshot: snapshot, state: state), snapshot: snapshot, selected: state.selected)
+    }
+
+    /// The list of rows already filtered and sorted (`rows(snapshot:state:)`), with `selected`
+    /// found among them.
+    init(rows indices: [Int], snapshot: ConsoleSnapshot, selected: PairKey?) {
+        self.indices = indices
+        if indices.isEmpty {
+            selectedPosition = nil
+        } else if let selected, let position = indices.firstIndex(where: { snapshot.pairs[$0].key == selected }) {
+            selectedPosition = position
+        } else {
+            selectedPosition = 0
+        }
+    }
+
+    /// The indexes of the pairs that `state.filter` keeps, in the order of `state.sort`.
+    static func rows(snapshot: ConsoleSnapshot, state: ConsoleState) -> [Int] {
         let pairs = snapshot.pairs
         var indices: [Int]
         if state.filter.isEmpty {
@@ -21,14 +39,7 @@ public struct PairList: Sendable, Equatable {
             indices = pairs.indices.filter { Self.matches(pairs[$0], needle) }
         }
         Self.sort(&indices, pairs: pairs, by: state.sort, ascending: state.ascending, now: snapshot.now)
-        self.indices = indices
-        if indices.isEmpty {
-            selectedPosition = nil
-        } else if let selected = state.selected, let position = indices.firstIndex(where: { pairs[$0].key == selected }) {
-            selectedPosition = position
-        } else {
-            selectedPosition = 0
-        }
+        return indices
     }
 
     public var count: Int { indices.count }
@@ -76,47 +87,49 @@ public struct PairList: Sendable, Equatable {
     }
 }
 
-/// The last `PairList` made, kept while what it depends on stays the same: the pairs, the
-/// filter, the sort, the selection and, for the age sort only, the clock. A console streaming a
-/// log redraws twenty times a second with none of these changed; sorting 1,000 pairs anew for
-/// each frame cost buffers of 8 to 40 KB a frame, made and freed again.
+/// The table's rows, filtered and sorted again only when what that depends on changes: the
+/// pairs, the filter, the sort and, for the age sort only, the clock. A console streaming a log
+/// redraws twenty times a second with none of these changed, and a key that moves the selection
+/// changes none of them either; sorting 1,000 pairs anew for each frame cost buffers of 8 to
+/// 40 KB a frame, made and freed again.
 public struct PairListMemo: Sendable {
     struct Inputs: Equatable {
-        var pairs: [PairRow]
         var filter: String
         var sort: ConsoleState.SortColumn
         var ascending: Bool
-        var selected: PairKey?
         /// Only the age sort reads the clock (a pair with no creation time counts as new).
         var now: Date?
+        /// Last: the cheap fields compare first.
+        var pairs: [PairRow]
 
         init(snapshot: ConsoleSnapshot, state: ConsoleState) {
-            pairs = snapshot.pairs
             filter = state.filter
             sort = state.sort
             ascending = state.ascending
-            selected = state.selected
             now = state.sort == .age ? snapshot.now : nil
+            pairs = snapshot.pairs
         }
     }
 
     private var inputs: Inputs?
-    private var memo: PairList?
-    /// How many lists it has made: one per change of its inputs.
+    private var rows: [Int] = []
+    /// How many times it has filtered and sorted: once per change of its inputs.
     public private(set) var builds = 0
 
     public init() {}
 
-    /// `PairList(snapshot:state:)`, made again only when its inputs changed. The pairs compare
-    /// at no cost while they are the array of the last call (a clock tick, a batch of log lines).
+    /// `PairList(snapshot:state:)`, filtered and sorted again only when its inputs changed; the
+    /// selection is found among the rows kept. The pairs compare at no cost while they are the
+    /// array of the last call (a clock tick, a batch of log lines): an equal array in a new
+    /// snapshot is compared once, then kept in its place.
     public mutating func list(snapshot: ConsoleSnapshot, state: ConsoleState) -> PairList {
         let current = Inputs(snapshot: snapshot, state: state)
-        if let memo, current == inputs { return memo }
-        let list = PairList(snapshot: snapshot, state: state)
-        builds += 1
+        if current != inputs {
+            rows = PairList.rows(snapshot: snapshot, state: state)
+            builds += 1
+        }
         inputs = current
-        memo = list
-        return list
+        return PairList(rows: rows, snapshot: snapshot, selected: state.selected)
     }
 }
 

@@ -157,7 +157,8 @@ final class Transfer: @unchecked Sendable {
         // each holds an OpenSSL context of its own, and the agents' calls come in bursts.
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_MAXAGE_CONN, Self.idleConnectionSeconds), "MAXAGE_CONN")
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)), "HTTP_VERSION")
-        try check(tenops_curl_easy_setopt_long(easy, CURLOPT_UPLOAD_BUFFERSIZE, Self.uploadBufferBytes), "UPLOAD_BUFFERSIZE")
+        // A curl older than 7.62 has no such option and keeps its default.
+        _ = tenops_curl_easy_setopt_long(easy, CURLOPT_UPLOAD_BUFFERSIZE, Self.uploadBufferBytes)
         try check(tenops_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(request.connectTimeout)), "CONNECTTIMEOUT")
         if let timeout = request.timeout {
             try check(tenops_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)), "TIMEOUT")

@@ -44,8 +44,9 @@ public enum HeapTrimmer {
         return mallopt(-3, bytes) == 1  // M_MMAP_THRESHOLD
     }
 
-    /// Gives the top of the heap back to the kernel whenever more than `bytes` of it are free
-    /// (glibc's `M_TRIM_THRESHOLD`, 128 KiB by default). False when the C library has no `mallopt`.
+    /// Lets malloc give the top of the heap back to the kernel once more than `bytes` of it are
+    /// free (glibc's `M_TRIM_THRESHOLD`, 128 KiB by default; glibc looks when a free leaves a
+    /// large free block, and keeps its `M_TOP_PAD`). False when the C library has no `mallopt`.
     @discardableResult
     public static func fixTrimThreshold(at bytes: Int32) -> Bool {
         guard let mallopt else { return false }

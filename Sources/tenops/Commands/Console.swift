@@ -50,11 +50,12 @@ struct Console: AsyncParsableCommand {
     ///   allocation of any, and no arena appears mid-run;
     /// - a block of 32 KiB or more (a frame's cell grid, a batch of log lines) gets pages of its
     ///   own, returned as soon as it is freed, unless a free chunk of the heap holds it;
-    /// - the top of the heap goes back to the kernel once 32 KiB of it are free, so that such a
-    ///   chunk is rarely there. Without this, the batch of log lines freed twenty times a second
-    ///   at the top left one; a watch made again placed its curl buffers in it, for minutes, and
-    ///   the batches moved up into new pages (with `ChunkBuffers`, the heap stepped by 76 KiB
-    ///   over the informers' first reconnects in a diagnostic run; with this as well, by none).
+    /// - malloc may give the top of the heap back once 32 KiB of it are free (not 128), so that
+    ///   such a chunk is rarely there. Without this, the batch of log lines freed twenty times a
+    ///   second at the top left one; a watch made again placed its curl buffers in it, for
+    ///   minutes, and the batches moved up into new pages. In diagnostic runs, the heap stepped by
+    ///   76 KiB over the informers' first reconnects with `ChunkBuffers` alone, by 84 KiB with
+    ///   this alone, and not at all with both.
     static func tuneHeap() {
         HeapTrimmer.limitArenas(to: 1)
         HeapTrimmer.fixMmapThreshold(at: 32 << 10)
