@@ -355,21 +355,15 @@ private let curlHeaderCallback: tenops_curl_data_callback = { pointer, size, cou
 /// their context), and keeps what curl keeps per handle: buffers and the TLS session cache.
 /// At most `capacity` idle handles are kept; one more is cleaned up.
 final class EasyHandlePool: Sendable {
-    /// An idle handle; only the pool touches it until `take` hands it out.
-    private struct Handle: @unchecked Sendable {
-        let pointer: UnsafeMutableRawPointer
-    }
-
-    let capacity: Int
-    private let idle = Mutex<[Handle]>([])
+    private let idle: KeptPointers
 
     init(capacity: Int) {
-        self.capacity = max(0, capacity)
+        idle = KeptPointers(capacity: capacity)
     }
 
     /// The handle used last, or a new one; nil when curl cannot make one.
     func take() -> UnsafeMutableRawPointer? {
-        if let handle = idle.withLock({ $0.popLast() }) { return handle.pointer }
+        if let handle = idle.take() { return handle }
         CurlGlobal.initialize()
         return curl_easy_init()
     }
@@ -377,19 +371,53 @@ final class EasyHandlePool: Sendable {
     /// Takes back a handle that no multi handle has.
     func recycle(_ easy: UnsafeMutableRawPointer) {
         curl_easy_reset(easy)
-        let kept = idle.withLock { idle in
-            guard idle.count < capacity else { return false }
-            idle.append(Handle(pointer: easy))
-            return true
-        }
-        if !kept { curl_easy_cleanup(easy) }
+        if !idle.keep(easy) { curl_easy_cleanup(easy) }
     }
 
     /// The idle handles' addresses, most recently used last (the tests look at them).
-    var idleAddresses: [Int] { idle.withLock { $0.map { Int(bitPattern: $0.pointer) } } }
+    var idleAddresses: [Int] { idle.addresses }
 
     deinit {
-        for handle in idle.withLock({ $0 }) { curl_easy_cleanup(handle.pointer) }
+        for handle in idle.removeAll() { curl_easy_cleanup(handle) }
+    }
+}
+
+/// Up to `capacity` idle pointers of a pool (curl handles, chunk buffers), most recently kept
+/// last; only the pool touches one until `take` hands it out.
+final class KeptPointers: Sendable {
+    /// A kept pointer: no one else touches what it points to while it is here.
+    private struct Kept: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    let capacity: Int
+    private let idle = Mutex<[Kept]>([])
+
+    init(capacity: Int) {
+        self.capacity = max(0, capacity)
+    }
+
+    /// The pointer kept last, if any.
+    func take() -> UnsafeMutableRawPointer? { idle.withLock { $0.popLast() }?.pointer }
+
+    /// Keeps `pointer` unless `capacity` are kept already: then false, and the caller frees it.
+    func keep(_ pointer: UnsafeMutableRawPointer) -> Bool {
+        idle.withLock { idle in
+            guard idle.count < capacity else { return false }
+            idle.append(Kept(pointer: pointer))
+            return true
+        }
+    }
+
+    var count: Int { idle.withLock { $0.count } }
+    var addresses: [Int] { idle.withLock { $0.map { Int(bitPattern: $0.pointer) } } }
+
+    /// Hands over every pointer kept, for the pool to free.
+    func removeAll() -> [UnsafeMutableRawPointer] {
+        idle.withLock { idle in
+            defer { idle = [] }
+            return idle.map(\.pointer)
+        }
     }
 }
 
@@ -400,17 +428,12 @@ final class EasyHandlePool: Sendable {
 /// where such chunks had been moved them up into new pages. Chunks larger than a buffer, and
 /// chunks too small to need one, are plain `Data`.
 final class ChunkBuffers: Sendable {
-    private struct Buffer: @unchecked Sendable {
-        let pointer: UnsafeMutableRawPointer
-    }
-
     let bufferBytes: Int
-    let capacity: Int
-    private let idle = Mutex<[Buffer]>([])
+    private let idle: KeptPointers
 
     init(bufferBytes: Int = 16 << 10, capacity: Int = 16) {
         self.bufferBytes = bufferBytes
-        self.capacity = max(0, capacity)
+        idle = KeptPointers(capacity: capacity)
     }
 
     /// A copy of `bytes`, in a kept buffer when they fill more than half of one.
@@ -420,25 +443,20 @@ final class ChunkBuffers: Sendable {
             data.append(contentsOf: bytes)
             return data
         }
-        let buffer = idle.withLock { $0.popLast() }?.pointer ?? UnsafeMutableRawPointer.allocate(byteCount: bufferBytes, alignment: 16)
+        let buffer = idle.take() ?? UnsafeMutableRawPointer.allocate(byteCount: bufferBytes, alignment: 16)
         buffer.copyMemory(from: source, byteCount: bytes.count)
         return Data(bytesNoCopy: buffer, count: bytes.count, deallocator: .custom { [self] pointer, _ in recycle(pointer) })
     }
 
     private func recycle(_ pointer: UnsafeMutableRawPointer) {
-        let kept = idle.withLock { idle in
-            guard idle.count < capacity else { return false }
-            idle.append(Buffer(pointer: pointer))
-            return true
-        }
-        if !kept { pointer.deallocate() }
+        if !idle.keep(pointer) { pointer.deallocate() }
     }
 
     /// How many buffers wait for a chunk (the tests look at it).
-    var idleCount: Int { idle.withLock { $0.count } }
+    var idleCount: Int { idle.count }
 
     deinit {
-        for buffer in idle.withLock({ $0 }) { buffer.pointer.deallocate() }
+        for buffer in idle.removeAll() { buffer.deallocate() }
     }
 }
 
