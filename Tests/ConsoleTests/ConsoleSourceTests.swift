@@ -377,7 +377,7 @@ final class BurstLogSource: PodLogSource {
 
 @Suite("Log follower: batches, bounds", .timeLimit(.minutes(5)))
 struct LogFollowerTests {
-    @Test("20,000 lines at once arrive in a few batches, the oldest beyond the ring's capacity counted as dropped")
+    @Test("20,000 lines at once arrive in a few moves, the oldest beyond the ring's capacity counted as dropped")
     func burst() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tenops-console-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -388,27 +388,33 @@ struct LogFollowerTests {
                 "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "sample-0", "namespace": "default"],
                 "spec": ["nodeName": "node-a", "containers": [["name": "tt", "image": "x"], ["name": "daemonlog", "image": "x"]]],
             ]))
-            let batches = Mutex<[LogBatch]>([])
+            // What the console would show, with room for every line; and the lines each word brought.
+            let received = Mutex((ring: LogRing(capacity: 20_000, byteCapacity: 1 << 20), streams: Set<Int>(), moves: [Int]()))
             let follower = LogFollower(client: client, capacity: 5_000)
             let following = Task {
-                await follower.follow(namespace: "default", pod: "sample-0", stream: 7) { batch in batches.withLock { $0.append(batch) } }
+                await follower.follow(namespace: "default", pod: "sample-0", stream: 7) { ready in
+                    received.withLock { received in
+                        received.streams.insert(ready.stream)
+                        let before = received.ring.count
+                        if ready.moveLines(into: &received.ring) > 0 { received.moves.append(received.ring.count - before) }
+                    }
+                }
             }
-            let complete = await eventually {
-                batches.withLock { all in all.reduce(0) { $0 + $1.lines.count + $1.dropped } } >= 20_000
-            }
+            let complete = await eventually { received.withLock { $0.ring.appended } >= 20_000 }
             following.cancel()
             await following.value
             await server.stop()
             #expect(complete)
-            let all = batches.withLock { $0 }
-            #expect(all.allSatisfy { $0.stream == 7 })
-            #expect(all.allSatisfy { $0.lines.count <= 5_000 }, "no batch holds more than the ring keeps")
-            #expect(all.count < 50, "\(all.count) batches for 20,000 lines")
-            let lines = all.flatMap(\.lines)
+            let (ring, streams, moves) = received.withLock { $0 }
+            #expect(streams == [7])
+            #expect(moves.allSatisfy { $0 <= 5_000 }, "no move brings more than the follower keeps: \(moves)")
+            #expect(moves.count < 50, "\(moves.count) moves for 20,000 lines")
+            #expect(ring.appended == 20_000, "each line arrived once, kept or counted as dropped")
+            let lines = (0..<ring.count).map { ring[$0] }
             #expect(lines.last == "line 19999")
             // What was kept is in order and ends with the newest.
             let numbers = lines.compactMap { Int($0.dropFirst(5)) }
-            #expect(numbers == numbers.sorted())
+            #expect(numbers.count == lines.count && numbers == numbers.sorted())
         } catch {
             await server.stop()
             throw error

@@ -107,6 +107,23 @@ struct GridDiffTests {
         #expect(GridDiff.spans(from: cleared, to: cleared).isEmpty)
     }
 
+    @Test("spans written into a kept array are a fresh diff's, with nothing left of the frame before")
+    func spansIntoKeptArray() {
+        let old = Self.grid(["abcd", "efgh", "ijkl"])
+        var new = old
+        new[1, 1] = Cell("X", role: .warning)
+        var kept: [GridSpan] = []
+        GridDiff.spans(from: nil, to: old, into: &kept)
+        #expect(GridDiff.cellCount(kept) == 12)
+        let capacity = kept.capacity
+        GridDiff.spans(from: old, to: new, into: &kept)
+        #expect(kept == [GridSpan(x: 1, y: 1, count: 1, role: .warning, bold: false)])
+        #expect(kept == GridDiff.spans(from: old, to: new))
+        #expect(kept.capacity >= capacity, "the storage is kept")
+        GridDiff.spans(from: new, to: new, into: &kept)
+        #expect(kept.isEmpty)
+    }
+
     @Test("a combining mark alone in a cell stays in its own cell")
     func combining() {
         var new = CellGrid(width: 3, height: 1)

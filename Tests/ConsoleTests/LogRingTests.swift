@@ -27,7 +27,6 @@ struct LogRingTests {
         #expect(Self.kept(ring) == kept)
         #expect(ring.dropped == lines.count - kept.count)
         #expect(ring.appended == lines.count)
-        #expect(ring.lines == LogLines(kept))
     }
 
     @Test("both limits at once: whichever a line reaches first drops the oldest")
@@ -102,21 +101,37 @@ struct LogRingTests {
         #expect(ring[0] == "a\u{FFFD}b")
     }
 
-    @Test("a batch of lines keeps each line's bytes and order")
-    func batch() {
-        let lines = LogLines(["first", "", "third é"])
-        #expect(Array(lines) == ["first", "", "third é"])
-        #expect(lines.byteCount == 5 + 0 + 8)
-        var ring = LogRing(capacity: 10)
-        ring.append(contentsOf: lines)
-        #expect(Self.kept(ring) == ["first", "", "third é"])
+    @Test("moving lines between rings keeps their bytes and order and empties the source, whatever its wrap")
+    func moveLines() {
+        var source = LogRing(capacity: 1000, byteCapacity: 4096, maxLineBytes: 256)
+        var destination = LogRing(capacity: 1000)
+        var expected: [String] = []
+        for round in 0..<5 {
+            // About 2 KB in the first round, 9 KB in the last: the later rounds wrap the source's 4 KB.
+            let lines = (0..<(50 + 40 * round)).map { "round \(round) line \($0) " + String(repeating: "é", count: $0 % 23) }
+            for line in lines { source.append(line) }
+            let kept = Self.kept(source)
+            #expect(destination.moveLines(from: &source) == lines.count)
+            expected += kept
+            #expect(source.isEmpty && source.appended == 0, "the source is empty after a move")
+            #expect(destination.moveLines(from: &source) == 0, "a second move finds nothing")
+        }
+        #expect(Self.kept(destination) == expected)
+        #expect(destination.dropped == destination.appended - expected.count && destination.dropped > 0)
+        #expect(destination.appended == (0..<5).reduce(0) { $0 + 50 + 40 * $1 })
     }
 
-    @Test("the lines of a ring taken as a batch are the ring's, whatever their storage size")
-    func batchFromRing() {
-        var ring = LogRing(capacity: 1000)
-        let lines = (0..<700).map { "line \($0) " + String(repeating: "x", count: $0 % 37) }
-        for line in lines { ring.append(line) }
-        #expect(Array(ring.lines) == lines)
+    @Test("lines the source dropped count as dropped in the destination, which keeps to its own limits")
+    func moveLinesDropped() {
+        var source = LogRing(capacity: 10)
+        var destination = LogRing(capacity: 15)
+        for index in 0..<25 { source.append("line \(index)") }
+        #expect(destination.moveLines(from: &source) == 25)
+        #expect(Self.kept(destination) == (15..<25).map { "line \($0)" })
+        #expect(destination.appended == 25 && destination.dropped == 15)
+        for index in 25..<33 { source.append("line \(index)") }
+        destination.moveLines(from: &source)
+        #expect(Self.kept(destination) == (18..<33).map { "line \($0)" }, "the destination drops its oldest beyond 15 lines")
+        #expect(destination.appended == 33 && destination.dropped == 18)
     }
 }

@@ -77,10 +77,6 @@ public struct LogRing: Sendable {
         line.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
-    public mutating func append(contentsOf lines: LogLines) {
-        lines.forEachLine { append($0) }
-    }
-
     /// Line `index`, 0 being the oldest kept.
     public subscript(index: Int) -> String {
         precondition(index >= 0 && index < count, "line \(index) of \(count)")
@@ -100,20 +96,22 @@ public struct LogRing: Sendable {
         }
     }
 
-    /// The lines kept, oldest first, as one compact batch (the ring is left as it was).
-    public var lines: LogLines {
-        var result = LogLines()
-        // Twenty batches a second: storage of a few sizes only.
-        let byteCount = (0..<count).reduce(0) { $0 + Int(span($1).length) }
-        result.reserve(lines: StorageSize.powerOfTwo(atLeast: count, minimum: 64),
-                       bytes: StorageSize.powerOfTwo(atLeast: byteCount, minimum: 64))
-        bytes.withUnsafeBytes { storage in
-            for index in 0..<count {
-                let span = span(index)
-                result.append(UnsafeRawBufferPointer(rebasing: storage[Int(span.offset)..<Int(span.offset + span.length)]))
+    /// Moves every line of `other` here, oldest first, and empties `other`, whose storage stays
+    /// for its next lines: no batch is allocated on the way. The lines `other` had dropped count
+    /// here as appended and dropped, so `dropped` is what this log lost in all. Returns how many
+    /// lines `other` held or dropped (0: nothing changed).
+    @discardableResult
+    public mutating func moveLines(from other: inout LogRing) -> Int {
+        let news = other.appended
+        appended += other.dropped
+        other.bytes.withUnsafeBytes { storage in
+            for index in 0..<other.count {
+                let span = other.span(index)
+                append(UnsafeRawBufferPointer(rebasing: storage[Int(span.offset)..<Int(span.offset + span.length)]))
             }
         }
-        return result
+        other.removeAll()
+        return news
     }
 
     /// Forgets every line and the count of appends; the storage stays allocated for reuse.
@@ -147,54 +145,5 @@ public struct LogRing: Sendable {
         // Step back over continuation bytes (10xxxxxx) to the start of the cut character.
         while end > 0, line[end] & 0xC0 == 0x80 { end -= 1 }
         return end
-    }
-}
-
-/// Lines that travel together (a batch from the log follower), as one buffer of UTF-8 bytes and
-/// where each line ends: two allocations for a batch, not one per line.
-public struct LogLines: Sendable, Equatable, RandomAccessCollection {
-    private var bytes: [UInt8] = []
-    /// The end of each line in `bytes`; a line starts where the one before it ends.
-    private var ends: [Int32] = []
-
-    public init() {}
-
-    public init(_ lines: [String]) {
-        for line in lines { append(line) }
-    }
-
-    public var startIndex: Int { 0 }
-    public var endIndex: Int { ends.count }
-    public var byteCount: Int { bytes.count }
-
-    public subscript(index: Int) -> String {
-        let range = self.range(index)
-        return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
-    }
-
-    public mutating func reserve(lines: Int, bytes: Int) {
-        ends.reserveCapacity(lines)
-        self.bytes.reserveCapacity(bytes)
-    }
-
-    public mutating func append(_ line: UnsafeRawBufferPointer) {
-        bytes.append(contentsOf: line)
-        ends.append(Int32(bytes.count))
-    }
-
-    public mutating func append(_ line: String) {
-        var line = line
-        line.withUTF8 { append(UnsafeRawBufferPointer($0)) }
-    }
-
-    /// Each line's bytes in order, without a `String` for any.
-    public func forEachLine(_ body: (UnsafeRawBufferPointer) -> Void) {
-        bytes.withUnsafeBytes { storage in
-            for index in ends.indices { body(UnsafeRawBufferPointer(rebasing: storage[range(index)])) }
-        }
-    }
-
-    private func range(_ index: Int) -> Range<Int> {
-        (index == 0 ? 0 : Int(ends[index - 1]))..<Int(ends[index])
     }
 }

@@ -67,7 +67,7 @@ public final class ConsoleRuntime: Sendable {
     enum Event: Sendable {
         case input(TerminalInput)
         case snapshot(generation: Int, ConsoleSnapshot)
-        case logs(LogBatch)
+        case logs(LogLinesReady)
         case tick
         case actionPhase(pair: PairKey, action: ConsoleAction, ActionDialog.Phase)
         case described(title: String, yaml: String)
@@ -220,11 +220,10 @@ struct EventLoop {
                 changed = !ConsoleModelSource.sameContent(snapshot, fresh) || changed
                 snapshot = fresh
                 followDialog()
-            case .logs(let batch):
-                guard batch.stream == logStream, state.logs.pod != nil else { break }
+            case .logs(let ready):
+                guard ready.stream == logStream, state.logs.pod != nil else { break }
                 cause = "logs"
-                logs.append(contentsOf: batch.lines)
-                changed = true
+                changed = ready.moveLines(into: &logs) > 0 || changed
             case .tick:
                 cause = "tick"
                 snapshot.now = Date()

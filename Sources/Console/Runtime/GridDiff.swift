@@ -15,8 +15,16 @@ public enum GridDiff {
     /// A span holds consecutive changed cells of one style. Nothing is copied: a full redraw of
     /// 200x60 takes well under a millisecond.
     public static func spans(from old: CellGrid?, to new: CellGrid) -> [GridSpan] {
-        let full = old == nil || old!.width != new.width || old!.height != new.height
         var spans: [GridSpan] = []
+        self.spans(from: old, to: new, into: &spans)
+        return spans
+    }
+
+    /// The same spans written over `spans`, whose storage is kept: a backend that diffs every
+    /// frame allocates nothing for it once its array has grown to a full redraw's.
+    public static func spans(from old: CellGrid?, to new: CellGrid, into spans: inout [GridSpan]) {
+        let full = old == nil || old!.width != new.width || old!.height != new.height
+        spans.removeAll(keepingCapacity: true)
         spans.reserveCapacity(full ? new.height * 8 : 64)  // one allocation for a usual frame, not one per doubling
         new.cells.withUnsafeBufferPointer { after in
             let before = full ? nil : old?.cells
@@ -38,7 +46,6 @@ public enum GridDiff {
                 }
             }
         }
-        return spans
     }
 
     /// How many cells the spans write.

@@ -194,6 +194,8 @@ final class TerminalSession {
     private var blank: CellGrid?
     /// One span's characters for curses, kept between frames.
     private var buffer: [wchar_t] = []
+    /// The spans of the frame being drawn, kept between frames.
+    private var runs: [GridSpan] = []
     private var styles: [Role: UInt32] = [:]
     private var width = 80
     private var height = 24
@@ -363,7 +365,7 @@ final class TerminalSession {
         if full { wclear(tenops_stdscr()) }
         // After wclear curses holds blanks in the text role's background: only the other cells
         // need writing.
-        let runs = GridDiff.spans(from: full ? blankGrid(width: frame.grid.width, height: frame.grid.height) : written, to: frame.grid)
+        GridDiff.spans(from: full ? blankGrid(width: frame.grid.width, height: frame.grid.height) : written, to: frame.grid, into: &runs)
         let diffed = ContinuousClock.now
         let cells = frame.grid.cells
         for run in runs where run.y < height && run.x < width {
