@@ -197,12 +197,14 @@ enum ConsoleBench {
         let start = try ProcessStats(pid: pid)
         let producedAtStart = logs.produced
         var rss: [(minute: Double, kib: Int)] = []
+        var split: [(minute: Double, anon: Int, file: Int)] = []
         let total = Duration.seconds(minutes * 60)
         let began = ContinuousClock.now
         while began.duration(to: .now) < total {
             try await Task.sleep(for: .seconds(min(10, max(1, minutes * 6))))
             let now = try ProcessStats(pid: pid)
             rss.append((began.duration(to: .now) / .seconds(60), now.rssKiB))
+            split.append((rss.last!.minute, now.anonKiB, now.fileKiB))
         }
         let end = try ProcessStats(pid: pid)
         let produced = logs.produced - producedAtStart
@@ -220,7 +222,11 @@ enum ConsoleBench {
                "\(firstMinute.kib / 1024) / \(rss.last!.kib / 1024) / \(maxAfter / 1024) MiB", target: "flat after the first minute")
         figure("  RSS growth after the first minute", "\((maxAfter - firstMinute.kib)) KiB at most; \(rss.last!.kib - firstMinute.kib) KiB at the end")
         figure("  RSS trend after the first minute (least squares)", String(format: "%+.1f KiB/min", Self.slope(afterFirst)))
-        print("  RSS samples (min: MiB): " + rss.map { String(format: "%.1f: %.1f", $0.minute, Double($0.kib) / 1024) }.joined(separator: ", "))
+        let base = split.last { $0.minute <= 1.0 } ?? split.first!
+        figure("  of the growth at the end: anonymous / file pages",
+               "\(split.last!.anon - base.anon) / \(split.last!.file - base.file) KiB")
+        print(String(format: "  RSS at 1 min: %.1f MiB; samples (min: KiB above it, anonymous/file): ", Double(firstMinute.kib) / 1024)
+              + split.map { String(format: "%.1f: %+d/%+d", $0.minute, $0.anon - base.anon, $0.file - base.file) }.joined(separator: ", "))
     }
 
     /// The least-squares slope of RSS over time, in KiB a minute: growth shows as a steady
@@ -388,6 +394,9 @@ final class TraceReader: Sendable {
 struct ProcessStats {
     var cpuSeconds: Double
     var rssKiB: Int
+    /// Of the RSS: anonymous pages (the heap, stacks, mmapped blocks) and pages of files (code).
+    var anonKiB: Int
+    var fileKiB: Int
     var taken: ContinuousClock.Instant
 
     init(pid: Int32) throws {
@@ -398,8 +407,13 @@ struct ProcessStats {
         }
         cpuSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        rssKiB = Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        func kib(_ field: String) -> Int {
+            let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+        rssKiB = kib("VmRSS")
+        anonKiB = kib("RssAnon")
+        fileKiB = kib("RssFile")
         taken = .now
     }
 

@@ -1,6 +1,8 @@
 import AgentTestSupport
 import Foundation
 import KubeAPI
+import LocalCluster
+import Logging
 import OperatorEngine
 import Testing
 import TestSupport
@@ -424,6 +426,42 @@ struct ConsoleE2ETests {
             let screen = try await tmux.capture()
             #expect(!screen.contains("ctx: nowhere"))
         }
+    }
+
+    @Test("tenops console against a real API server: lists a pair over HTTPS, streams its daemonlog with l, and quits")
+    func consoleAgainstAPIServer() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tenops-console-e2e-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try await LocalAPIServer.start(.init(stateDirectory: directory, logSource: BurstLogSource(count: 3_000)))
+        let tmux = TmuxSession(width: 120, height: 40)
+        do {
+            let client = KubeClient(config: try ClusterConfig.load(kubeconfig: "\(directory)/kubeconfig"))
+            try await ClusterSetup.install(client: client, sample: false, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+            var pair = TimesTenClassic(name: "alpha", namespace: "default")
+            pair.json["spec"] = ["ttspec": ["image": "tenops:latest"]]
+            _ = try await client.create(pair)
+            _ = try await client.create(Pod(json: [
+                "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "alpha-0", "namespace": "default"],
+                "spec": ["nodeName": "node-a", "containers": [["name": "tt", "image": "x"], ["name": "daemonlog", "image": "x"]]],
+            ]))
+            try await tmux.start([try tenopsBinary(), "console", "--kubeconfig", "\(directory)/kubeconfig", "--engine", "observe",
+                                  "--log-file", "\(directory)/console.log"])
+            let listed = try await tmux.waitFor("the pair, with the API healthy", timeout: .seconds(30)) {
+                $0.contains("API ok") && $0.contains("alpha")
+            }
+            #expect(listed != nil)
+            try await tmux.send("l")
+            let streamed = try await tmux.waitFor("the daemonlog's last line", timeout: .seconds(30)) { $0.contains("line 2999") }
+            #expect(streamed != nil)
+            try await tmux.send("q")
+            try await tmux.send("q")
+            #expect(try await tmux.exitStatus() == 0)
+        } catch {
+            Issue.record("\(error)")
+        }
+        await tmux.killServer()
+        await server.stop()
+        await killProcesses(under: directory)
     }
 
     private func withConsole(_ body: (TmuxSession, Int32) async throws -> Void) async throws {
