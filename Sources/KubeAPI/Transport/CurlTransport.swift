@@ -348,11 +348,13 @@ private let curlHeaderCallback: tenops_curl_data_callback = { pointer, size, cou
 }
 
 /// curl easy handles kept from one transfer to the next, reset in between, as curl advises: a
-/// request then makes neither a handle nor its 16 KiB receive buffer anew (a GET came to 1.02 to
-/// 1.15 times the curl CLI's cost, against 1.13 to 1.17). It did not change the console's RSS
-/// steps at watch reconnects, which it was first tried for. `curl_easy_reset` returns every option
-/// to its default (the URL, the method, the body, the timeouts, the certificates, the callbacks and
-/// their context), and keeps what curl keeps per handle: buffers and the TLS session cache.
+/// request then makes no handle anew (a GET came to 1.02 to 1.15 times the curl CLI's cost,
+/// against 1.13 to 1.17). curl still allocates its receive and upload buffers for each transfer
+/// and frees them when it ends (a trace of the console's mallocs shows both at every watch made
+/// again), so it did not change the console's RSS steps at watch reconnects, which it was first
+/// tried for. `curl_easy_reset` returns every option to its default (the URL, the method, the
+/// body, the timeouts, the certificates, the callbacks and their context), and keeps what curl
+/// keeps per handle, such as the TLS session cache.
 /// At most `capacity` idle handles are kept; one more is cleaned up.
 final class EasyHandlePool: Sendable {
     private let idle: KeptPointers
