@@ -196,15 +196,13 @@ enum ConsoleBench {
         try await tmux.waitFor("the simulated daemonlog in the log pane", timeout: .seconds(20)) { $0.contains("simulated daemonlog") }
         let start = try ProcessStats(pid: pid)
         let producedAtStart = logs.produced
-        var rss: [(minute: Double, kib: Int)] = []
-        var split: [(minute: Double, anon: Int, file: Int)] = []
+        var rss: [(minute: Double, kib: Int, anon: Int, file: Int)] = []
         let total = Duration.seconds(minutes * 60)
         let began = ContinuousClock.now
         while began.duration(to: .now) < total {
             try await Task.sleep(for: .seconds(min(10, max(1, minutes * 6))))
             let now = try ProcessStats(pid: pid)
-            rss.append((began.duration(to: .now) / .seconds(60), now.rssKiB))
-            split.append((rss.last!.minute, now.anonKiB, now.fileKiB))
+            rss.append((began.duration(to: .now) / .seconds(60), now.rssKiB, now.anonKiB, now.fileKiB))
         }
         let end = try ProcessStats(pid: pid)
         let produced = logs.produced - producedAtStart
@@ -221,12 +219,11 @@ enum ConsoleBench {
         figure("  RSS at 1 min / at the end / max after 1 min",
                "\(firstMinute.kib / 1024) / \(rss.last!.kib / 1024) / \(maxAfter / 1024) MiB", target: "flat after the first minute")
         figure("  RSS growth after the first minute", "\((maxAfter - firstMinute.kib)) KiB at most; \(rss.last!.kib - firstMinute.kib) KiB at the end")
-        figure("  RSS trend after the first minute (least squares)", String(format: "%+.1f KiB/min", Self.slope(afterFirst)))
-        let base = split.last { $0.minute <= 1.0 } ?? split.first!
+        figure("  RSS trend after the first minute (least squares)", String(format: "%+.1f KiB/min", Self.slope(afterFirst.map { ($0.minute, $0.kib) })))
         figure("  of the growth at the end: anonymous / file pages",
-               "\(split.last!.anon - base.anon) / \(split.last!.file - base.file) KiB")
+               "\(rss.last!.anon - firstMinute.anon) / \(rss.last!.file - firstMinute.file) KiB")
         print(String(format: "  RSS at 1 min: %.1f MiB; samples (min: KiB above it, anonymous/file): ", Double(firstMinute.kib) / 1024)
-              + split.map { String(format: "%.1f: %+d/%+d", $0.minute, $0.anon - base.anon, $0.file - base.file) }.joined(separator: ", "))
+              + rss.map { String(format: "%.1f: %+d/%+d", $0.minute, $0.anon - firstMinute.anon, $0.file - firstMinute.file) }.joined(separator: ", "))
     }
 
     /// The least-squares slope of RSS over time, in KiB a minute: growth shows as a steady

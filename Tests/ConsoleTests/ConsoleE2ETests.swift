@@ -440,10 +440,7 @@ struct ConsoleE2ETests {
             var pair = TimesTenClassic(name: "alpha", namespace: "default")
             pair.json["spec"] = ["ttspec": ["image": "tenops:latest"]]
             _ = try await client.create(pair)
-            _ = try await client.create(Pod(json: [
-                "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "alpha-0", "namespace": "default"],
-                "spec": ["nodeName": "node-a", "containers": [["name": "tt", "image": "x"], ["name": "daemonlog", "image": "x"]]],
-            ]))
+            _ = try await client.create(BurstLogSource.pod(named: "alpha-0"))
             try await tmux.start([try tenopsBinary(), "console", "--kubeconfig", "\(directory)/kubeconfig", "--engine", "observe",
                                   "--log-file", "\(directory)/console.log"])
             let listed = try await tmux.waitFor("the pair, with the API healthy", timeout: .seconds(30)) {

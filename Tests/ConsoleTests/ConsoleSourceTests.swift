@@ -365,6 +365,14 @@ final class BurstLogSource: PodLogSource {
     let count: Int
     init(count: Int) { self.count = count }
 
+    /// A pod in `default` with the two containers of a pair's pod, whose daemonlog this source writes.
+    static func pod(named name: String) -> Pod {
+        Pod(json: [
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": .string(name), "namespace": "default"],
+            "spec": ["nodeName": "node-a", "containers": [["name": "tt", "image": "x"], ["name": "daemonlog", "image": "x"]]],
+        ])
+    }
+
     func logs(pod: JSONObject, node: JSONObject?, options: PodLogOptions) async throws -> AsyncThrowingStream<Data, any Error> {
         let (stream, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         var text = ""
@@ -384,10 +392,7 @@ struct LogFollowerTests {
         let server = try await LocalAPIServer.start(.init(stateDirectory: directory, logSource: BurstLogSource(count: 20_000)))
         do {
             let client = KubeClient(config: try ClusterConfig.load(kubeconfig: "\(directory)/kubeconfig"))
-            _ = try await client.create(Pod(json: [
-                "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "sample-0", "namespace": "default"],
-                "spec": ["nodeName": "node-a", "containers": [["name": "tt", "image": "x"], ["name": "daemonlog", "image": "x"]]],
-            ]))
+            _ = try await client.create(BurstLogSource.pod(named: "sample-0"))
             // What the console would show, with room for every line; and the lines each word brought.
             let received = Mutex((ring: LogRing(capacity: 20_000, byteCapacity: 1 << 20), streams: Set<Int>(), moves: [Int]()))
             let follower = LogFollower(client: client, capacity: 5_000)

@@ -18,9 +18,8 @@ public struct LogLinesReady: Sendable {
     public func moveLines(into ring: inout LogRing) -> Int { pending.move(into: &ring) }
 }
 
-/// Follows `pods/log?container=daemonlog&follow=true` of one pod and hands the lines over in
-/// word that lines are waiting at most once per `batchInterval`: 10,000 lines a second make 20
-/// redraws, not 10,000.
+/// Follows `pods/log?container=daemonlog&follow=true` of one pod and sends word that lines are
+/// waiting at most once per `batchInterval`: 10,000 lines a second make 20 redraws, not 10,000.
 ///
 /// The bytes are split into lines straight into a ring as bounded as the console's own
 /// (`LogRing`), so a console that falls behind drops the oldest rather than growing, and no line
