@@ -375,6 +375,55 @@ struct ScreenTests {
         }
     }
 
+    /// Each step changes one input of the frame (or only the log lines); the memo must draw
+    /// exactly what a fresh render draws, and draw the base again only when the base's inputs
+    /// changed, never for log lines alone.
+    @Test("the screen memo draws all but the log pane again only when the snapshot, state, size or glyphs change")
+    func screenMemo() {
+        typealias Step = (String, (inout ConsoleSnapshot, inout ConsoleState, inout LogRing, inout (Int, Int), inout Glyphs) -> Void, Int)
+        let steps: [Step] = [
+            ("first frame, a log streaming", { _, _, _, _, _ in }, 1),
+            ("the same again", { _, _, _, _, _ in }, 1),
+            ("a log line", { _, _, ring, _, _ in ring.append("checkpoint 1 written") }, 1),
+            ("many log lines, wrapping the ring", { _, _, ring, _, _ in (0..<50).forEach { ring.append("line \($0)") } }, 1),
+            ("a clock tick", { snapshot, _, _, _, _ in snapshot.now += 1 }, 2),
+            ("a log line after the tick", { _, _, ring, _, _ in ring.append("after the tick") }, 2),
+            ("the log pane paused (its state)", { _, state, _, _, _ in state.logs.follow = false }, 3),
+            ("a log line while paused", { _, _, ring, _, _ in ring.append("while paused") }, 3),
+            ("the selection moves", { snapshot, state, _, _, _ in state.selected = snapshot.pairs[1].key }, 4),
+            ("the same pairs in new storage: equal, so nothing to draw", { snapshot, _, _, _, _ in snapshot.pairs = snapshot.pairs.map { $0 } }, 4),
+            ("a log line after that", { _, _, ring, _, _ in ring.append("after new storage") }, 4),
+            ("a pair's state", { snapshot, _, _, _, _ in snapshot.pairs[0].state = "ActiveDown" }, 5),
+            ("the help overlay, over the log pane", { _, state, _, _, _ in state.overlay = .help }, 6),
+            ("a log line under the overlay", { _, _, ring, _, _ in ring.append("under the overlay") }, 6),
+            ("the overlay closed", { _, state, _, _, _ in state.overlay = nil }, 7),
+            ("a narrow screen", { _, _, _, size, _ in size = (80, 24) }, 8),
+            ("a log line on the narrow screen", { _, _, ring, _, _ in ring.append("narrow") }, 8),
+            ("ASCII glyphs", { _, _, _, _, glyphs in glyphs = .ascii }, 9),
+            ("the wide screen again", { _, _, _, size, _ in size = (200, 60) }, 10),
+        ]
+        var memo = ConsoleScreenMemo()
+        var snapshot = Fixtures.listSnapshot()
+        snapshot.events = [Fixtures.key: Fixtures.events()]
+        var state = ConsoleState()
+        state.logs.pod = Fixtures.key
+        state.logs.podName = "sample-0"
+        var ring = LogRing(capacity: 20)
+        ring.append("first line")
+        var size = (200, 60)
+        var glyphs = Glyphs.unicode
+        var grid = CellGrid(width: 1, height: 1)
+        for (what, change, draws) in steps {
+            change(&snapshot, &state, &ring, &size, &glyphs)
+            memo.render(snapshot, state, logs: ring, into: &grid, width: size.0, height: size.1, glyphs: glyphs, timeZone: Fixtures.utc)
+            let fresh = Fixtures.render(snapshot, state, logs: ring, width: size.0, height: size.1, glyphs: glyphs)
+            let same = grid == fresh
+            #expect(same, "\(what): the frame differs from a fresh render")
+            #expect(memo.baseDraws == draws, "\(what)")
+        }
+        #expect(grid.first("narrow") != nil, "the last log lines are on the screen")
+    }
+
     @Test("the header: engine in observe mode with the lease holder, all namespaces, API trouble")
     func header() {
         var snapshot = Fixtures.snapshot(pairs: [Fixtures.pair(state: "Normal")], namespace: nil,

@@ -93,6 +93,18 @@ public struct CellGrid: Sendable, Equatable {
         fill(bounds)
     }
 
+    /// Becomes a copy of `other`: cell by cell into the storage it has when the sizes agree, so
+    /// that a grid kept from frame to frame allocates nothing; else it takes `other`'s size.
+    public mutating func overwrite(with other: CellGrid) {
+        guard width == other.width, height == other.height else {
+            self = other
+            return
+        }
+        cells.withUnsafeMutableBufferPointer { target in
+            other.cells.withUnsafeBufferPointer { source in _ = target.update(fromContentsOf: source) }
+        }
+    }
+
     /// Sets every cell of `rect` (clipped to the grid) to `cell`.
     public mutating func fill(_ rect: Rect, with cell: Cell = .blank) {
         for row in max(0, rect.y)..<min(height, rect.maxY) {

@@ -158,6 +158,8 @@ struct EventLoop {
     var snapshot: ConsoleSnapshot
     var logs: LogRing
     let glyphs: Glyphs
+    /// The header clock's zone, read once: the frames compare it, not look it up.
+    let timeZone = TimeZone.current
     var cluster: ConsoleCluster
     var namespace: String?
     var sameClusterAsEngine = true
@@ -169,7 +171,8 @@ struct EventLoop {
     /// The grid shown before `shown`, drawn over for the next frame: by then the backend has
     /// moved on to `shown`, so its cells are this loop's alone and no frame allocates a grid.
     var spare: CellGrid?
-    var pairList = PairListMemo()
+    /// The screen but its log pane, kept between frames that only bring log lines.
+    var screen = ConsoleScreenMemo()
     /// Tasks of `spawn` still running, by number, so that leaving cancels them.
     var pendingTasks: [Int: Task<Void, Never>] = [:]
     var spawned = 0
@@ -255,9 +258,8 @@ struct EventLoop {
         let started = ContinuousClock.now
         var grid = spare ?? CellGrid(width: width, height: height)
         spare = nil
-        ConsoleScreen.render(
-            snapshot, state, logs: state.logs.pod == nil ? nil : logs, into: &grid, width: width, height: height, glyphs: glyphs,
-            list: pairList.list(snapshot: snapshot, state: state))
+        screen.render(snapshot, state, logs: state.logs.pod == nil ? nil : logs, into: &grid, width: width, height: height, glyphs: glyphs,
+                      timeZone: timeZone)
         guard grid != shown else {
             spare = grid
             return

@@ -200,6 +200,7 @@ final class TerminalSession {
     private var width = 80
     private var height = 24
     private var trace: FileHandle?
+    private var traceLine = TraceLine()
 
     init(backend: TerminalBackend, theme: Theme) {
         self.backend = backend
@@ -390,11 +391,25 @@ final class TerminalSession {
                 return Double(elapsed.attoseconds) / 1e12 + Double(elapsed.seconds) * 1e6
             }
             // flush_us: all of it; diff_us, curses_us (the cells into curses), refresh_us (curses to the terminal).
-            let line = String(format: "frame time=%.6f cause=%@ render_us=%.1f flush_us=%.1f diff_us=%.1f curses_us=%.1f refresh_us=%.1f cells=%d full=%d\n",
-                              Date().timeIntervalSince1970, frame.cause, frame.renderMicroseconds, micros(started, flushed),
-                              micros(started, diffed), micros(diffed, queued), micros(queued, flushed),
-                              GridDiff.cellCount(runs), full ? 1 : 0)
-            trace.write(Data(line.utf8))
+            traceLine.start("frame")
+            traceLine.field("time", Date().timeIntervalSince1970, decimals: 6)
+            traceLine.field("cause", frame.cause)
+            traceLine.field("render_us", frame.renderMicroseconds, decimals: 1)
+            traceLine.field("flush_us", micros(started, flushed), decimals: 1)
+            traceLine.field("diff_us", micros(started, diffed), decimals: 1)
+            traceLine.field("curses_us", micros(diffed, queued), decimals: 1)
+            traceLine.field("refresh_us", micros(queued, flushed), decimals: 1)
+            traceLine.field("cells", GridDiff.cellCount(runs))
+            traceLine.field("full", full ? 1 : 0)
+            traceLine.end()
+            traceLine.bytes.withUnsafeBytes { line in
+                var done = 0
+                while done < line.count {
+                    let count = Glibc.write(trace.fileDescriptor, line.baseAddress! + done, line.count - done)
+                    guard count > 0 else { break }
+                    done += count
+                }
+            }
         }
     }
 

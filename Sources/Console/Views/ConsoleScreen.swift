@@ -17,39 +17,47 @@ public enum ConsoleScreen {
     }
 
     /// `render` into a grid the caller keeps from frame to frame, cleared first: a grid of the
-    /// size it already has is drawn over in place, with nothing allocated for it. `list` is the
-    /// table's rows when the caller has them already (`PairListMemo`); they must be those of
-    /// `snapshot` and `state`.
+    /// size it already has is drawn over in place, with nothing allocated for it.
     public static func render(
         _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, width: Int, height: Int,
-        glyphs: Glyphs, timeZone: TimeZone = .current, list: PairList? = nil
+        glyphs: Glyphs, timeZone: TimeZone = .current
     ) {
         grid.clear(width: width, height: height)
-        draw(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone, list: list)
+        draw(snapshot, state, logs: logs, into: &grid, glyphs: glyphs, timeZone: timeZone)
     }
 
     /// Every view, drawn onto a blank grid.
     private static func draw(
-        _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, glyphs: Glyphs, timeZone: TimeZone,
-        list: PairList? = nil
+        _ snapshot: ConsoleSnapshot, _ state: ConsoleState, logs: LogRing?, into grid: inout CellGrid, glyphs: Glyphs, timeZone: TimeZone
     ) {
         guard grid.width > 0, grid.height > 0 else { return }
-        assert(list == nil || list == PairList(snapshot: snapshot, state: state), "a pair list of another snapshot or state")
-        let list = list ?? PairList(snapshot: snapshot, state: state)
-        let layout = ConsoleLayout(width: grid.width, height: grid.height, state: state, list: list)
+        let list = PairList(snapshot: snapshot, state: state)
         let context = RenderContext(snapshot: snapshot, state: state, glyphs: glyphs, list: list)
-        let selected = list.selectedPair(in: snapshot)
+        let layout = ConsoleLayout(width: grid.width, height: grid.height, state: state, list: list)
+        drawBase(into: &grid, layout: layout, context: context, timeZone: timeZone)
+        drawTop(into: &grid, layout: layout, context: context, logs: logs)
+    }
 
+    /// Every view but the log pane and the overlay: what the log lines do not change. Drawn onto
+    /// a blank grid, it leaves the log pane's rectangle blank.
+    static func drawBase(into grid: inout CellGrid, layout: ConsoleLayout, context: RenderContext, timeZone: TimeZone) {
+        guard grid.width > 0, grid.height > 0 else { return }
+        let selected = context.list.selectedPair(in: context.snapshot)
         HeaderView.draw(into: &grid, rect: layout.header, context: context, timeZone: timeZone)
         PairTableView.draw(into: &grid, rect: layout.table, context: context)
         PairDetailView.draw(into: &grid, rect: layout.detail, pair: selected, context: context)
         EventsView.draw(into: &grid, rect: layout.events, pair: selected, context: context)
-        LogView.draw(into: &grid, rect: layout.logs, logs: logs, context: context)
         if layout.logs.width > 0, layout.events.width > 0, layout.logs.x > layout.events.maxX {
             // The rule between events and logs on wide screens.
-            for row in layout.logs.y..<layout.logs.maxY { grid[layout.events.maxX, row] = Cell(glyphs.vertical, role: .border) }
+            for row in layout.logs.y..<layout.logs.maxY { grid[layout.events.maxX, row] = Cell(context.glyphs.vertical, role: .border) }
         }
         FooterView.draw(into: &grid, layout: layout, context: context)
+    }
+
+    /// The log pane, in its own rectangle, then the overlay over everything.
+    static func drawTop(into grid: inout CellGrid, layout: ConsoleLayout, context: RenderContext, logs: LogRing?) {
+        guard grid.width > 0, grid.height > 0 else { return }
+        LogView.draw(into: &grid, rect: layout.logs, logs: logs, context: context)
         OverlayView.draw(into: &grid, context: context)
     }
 }
