@@ -134,4 +134,30 @@ struct LogRingTests {
         #expect(Self.kept(destination) == (18..<33).map { "line \($0)" }, "the destination drops its oldest beyond 15 lines")
         #expect(destination.appended == 33 && destination.dropped == 18)
     }
+
+    /// A follower's ring is emptied after a few lines each time. Written round and round, its
+    /// storage is whole after the first lap, so a burst later (a console that fell behind) finds
+    /// room and grows nothing. Emptied with `removeAll`, it would grow at that burst instead.
+    @Test("a ring emptied by moves keeps writing round: its storage is whole after one lap and never grows after")
+    func movesWriteRound() {
+        var source = LogRing(capacity: 40, byteCapacity: 1024, maxLineBytes: 64)
+        var destination = LogRing(capacity: 1000)
+        var number = 0
+        func burst(_ lines: Int) {
+            for _ in 0..<lines {
+                source.append("line \(number) " + String(repeating: "x", count: number % 17))
+                number += 1
+            }
+            destination.moveLines(from: &source)
+        }
+        for _ in 0..<60 { burst(2) }
+        let afterFirstLap = source.storageSize
+        #expect(afterFirstLap.slots == 40, "every slot was used in the first lap")
+        #expect(afterFirstLap.bytes == 1024, "the bytes are whole from the first line")
+        burst(40)
+        for _ in 0..<30 { burst(3) }
+        #expect(source.storageSize == afterFirstLap, "bursts after the first lap grow nothing")
+        #expect(Self.kept(destination) == (0..<number).map { "line \($0) " + String(repeating: "x", count: $0 % 17) })
+        #expect(destination.dropped == 0)
+    }
 }

@@ -19,7 +19,8 @@ public struct LogRing: Sendable {
         var length: Int32
     }
 
-    /// Grows up to `byteCapacity` while the ring first fills, then is written over in place.
+    /// `byteCapacity` bytes from the first line on (none before), written over in place: a ring
+    /// that grew as it filled would grow again whenever a lap ended further on than the others.
     private var bytes: [UInt8] = []
     /// Up to `capacity` spans; the oldest kept is at `first`.
     private var spans: [Span] = []
@@ -59,7 +60,7 @@ public struct LogRing: Sendable {
         // What is left of the previous lap lies after `head`, oldest first: drop what the new
         // line overlaps.
         while count > 0, overlaps(spans[first], from: head, length: length) { dropOldest() }
-        if bytes.count < head + length { bytes.append(contentsOf: repeatElement(0, count: head + length - bytes.count)) }
+        if bytes.count < head + length { bytes.append(contentsOf: repeatElement(0, count: byteCapacity - bytes.count)) }
         if length > 0 {
             bytes.withUnsafeMutableBytes { storage in
                 storage.baseAddress!.advanced(by: head).copyMemory(from: line.baseAddress!, byteCount: length)
@@ -96,10 +97,10 @@ public struct LogRing: Sendable {
         }
     }
 
-    /// Moves every line of `other` here, oldest first, and empties `other`, whose storage stays
-    /// for its next lines: no batch is allocated on the way. The lines `other` had dropped count
-    /// here as appended and dropped, so `dropped` is what this log lost in all. Returns how many
-    /// lines `other` held or dropped (0: nothing changed).
+    /// Moves every line of `other` here, oldest first, and empties `other` (`discardLines`), whose
+    /// storage stays for its next lines: no batch is allocated on the way. The lines `other` had
+    /// dropped count here as appended and dropped, so `dropped` is what this log lost in all.
+    /// Returns how many lines `other` held or dropped (0: nothing changed).
     @discardableResult
     public mutating func moveLines(from other: inout LogRing) -> Int {
         let news = other.appended
@@ -110,9 +111,24 @@ public struct LogRing: Sendable {
                 append(UnsafeRawBufferPointer(rebasing: storage[Int(span.offset)..<Int(span.offset + span.length)]))
             }
         }
-        other.removeAll()
+        other.discardLines()
         return news
     }
+
+    /// Forgets every line and the count of appends, and goes on writing where the last line
+    /// ended: lap after lap, the next lines take the slots and bytes after the last ones. So
+    /// every line slot is used in the first lap and their array never grows again. (`removeAll` starts over
+    /// at the beginning, and a ring emptied that way after every few lines would grow only when
+    /// a burst first outdid the others: a follower's ring, emptied twenty times a second, grew
+    /// from 64 to 128 KiB after minutes of streaming when the console once fell behind.)
+    public mutating func discardLines() {
+        first = (first + count) % capacity
+        count = 0
+        appended = 0
+    }
+
+    /// Bytes and line slots the storage holds now, for tests of its growth.
+    var storageSize: (bytes: Int, slots: Int) { (bytes.count, spans.count) }
 
     /// Forgets every line and the count of appends; the storage stays allocated for reuse.
     public mutating func removeAll() {
