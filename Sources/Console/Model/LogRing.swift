@@ -116,11 +116,11 @@ public struct LogRing: Sendable {
     }
 
     /// Forgets every line and the count of appends, and goes on writing where the last line
-    /// ended: lap after lap, the next lines take the slots and bytes after the last ones. So
-    /// every line slot is used in the first lap and their array never grows again. (`removeAll` starts over
-    /// at the beginning, and a ring emptied that way after every few lines would grow only when
-    /// a burst first outdid the others: a follower's ring, emptied twenty times a second, grew
-    /// from 64 to 128 KiB after minutes of streaming when the console once fell behind.)
+    /// ended: lap after lap, the next lines take the slots and bytes after the last ones, so
+    /// every line slot is used in the first lap and their array never grows again. (`removeAll`
+    /// starts over at the beginning; a ring emptied that way after every few lines grows only
+    /// when a burst first outdoes the others: a follower's ring, emptied twenty times a second,
+    /// grew from 64 to 128 KiB after minutes of streaming when the console once fell behind.)
     public mutating func discardLines() {
         first = (first + count) % capacity
         count = 0
