@@ -37,6 +37,36 @@ struct CellGridTests {
         #expect(grid.text == "\n ab")
     }
 
+    @Test("a title line: the title cut with an ellipsis, the right side with its count only where it fits", arguments: [
+        (title: "Logs", width: 30, right: "[follow]", count: nil as Int?, expected: "- Logs ------------ [follow] -"),
+        (title: "Logs", width: 31, right: " dropped  [follow]", count: 0, expected: "- Logs -- 0 dropped  [follow] -"),
+        // One column fewer: no room for the right side beside the title.
+        (title: "Logs", width: 30, right: " dropped  [follow]", count: 0, expected: "- Logs -----------------------"),
+        (title: "Logs", width: 34, right: " dropped", count: 1_234_567, expected: "- Logs --------- 1234567 dropped -"),
+        (title: "Logs", width: 34, right: " below", count: -42, expected: "- Logs --------------- -42 below -"),
+        (title: "Logs db-0 daemonlog", width: 30, right: " dropped  [follow]", count: 12, expected: "- Logs db-0 daemonlog --------"),
+        (title: "Logs db-0 daemonlog", width: 12, right: "", count: nil, expected: "- Logs db-~-"),
+        (title: "Pairs", width: 8, right: "x", count: nil, expected: "- Pairs-"),
+        (title: "Pairs", width: 4, right: "", count: nil, expected: "----"),
+    ])
+    func titleLine(title: String, width: Int, right: String, count: Int?, expected: String) {
+        var grid = CellGrid(width: width, height: 1)
+        grid.titleLine(title, rect: Rect(x: 0, y: 0, width: width, height: 1), focused: true, glyphs: .ascii, right: right, rightCount: count)
+        #expect(grid.lines == [expected])
+    }
+
+    @Test("decimals are written digit by digit, with their sign, and measured alike", arguments: [
+        0, 7, 10, 99, 100, 65_535, -1, -10, Int.max, Int.min,
+    ])
+    func decimal(number: Int) {
+        var grid = CellGrid(width: 24, height: 1)
+        let end = grid.writeDecimal(number, x: 2, y: 0, role: .muted)
+        #expect(grid.text == "  \(number)")
+        #expect(end == 2 + "\(number)".count)
+        #expect(TextMeasure.decimalColumns(number) == "\(number)".count)
+        #expect(grid[2, 0].role == .muted)
+    }
+
     @Test("the ring keeps the newest lines in order and counts what it dropped", arguments: [
         (appends: 3, capacity: 5, kept: ["l0", "l1", "l2"], dropped: 0),
         (appends: 5, capacity: 5, kept: ["l0", "l1", "l2", "l3", "l4"], dropped: 0),

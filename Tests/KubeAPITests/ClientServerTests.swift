@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import KubeTestDouble
 import PKI
+import Synchronization
 import Testing
 @testable import KubeAPI
 
@@ -451,6 +452,45 @@ struct ClientServerTests {
             try await Task.sleep(for: .milliseconds(100))
             cluster.double.appendPodLog(namespace: "default", pod: "db-0", container: "daemonlog", lines: ["four", "five"])
             #expect(try await reader.value == ["one", "two", "three", "four", "five"])
+        }
+    }
+
+    @Test("followLog hands the body over as it arrives and returns at its end; a refused one is a typed error with nothing handed over")
+    func followLog() async throws {
+        try await TestCluster.with { cluster in
+            let client = cluster.client()
+            _ = try await client.create(Pod(name: "db-0", namespace: "default"))
+            cluster.double.appendPodLog(namespace: "default", pod: "db-0", container: "daemonlog", lines: ["one", "two", "three"])
+            let received = Mutex(Data())
+            try await client.followLog(pod: "db-0", namespace: "default", options: LogOptions(container: "daemonlog", tailLines: 2)) { bytes in
+                received.withLock { $0.append(contentsOf: bytes) }
+            }
+            #expect(String(decoding: received.withLock { $0 }, as: UTF8.self) == "two\nthree\n")
+
+            // Followed: lines appended later arrive; cancelling the caller ends the transfer.
+            let followed = Mutex(Data())
+            let following = Task {
+                try await client.followLog(pod: "db-0", namespace: "default", options: LogOptions(container: "daemonlog", follow: true)) { bytes in
+                    followed.withLock { $0.append(contentsOf: bytes) }
+                }
+            }
+            #expect(await eventually { followed.withLock { $0.count } == 14 })
+            cluster.double.appendPodLog(namespace: "default", pod: "db-0", container: "daemonlog", lines: ["four", "five"])
+            #expect(await eventually { String(decoding: followed.withLock { $0 }, as: UTF8.self) == "one\ntwo\nthree\nfour\nfive\n" })
+            following.cancel()
+            await #expect(throws: KubeAPIError.self) { try await following.value }
+
+            // A pod that does not exist: the server's 404, and its body is not handed over as log.
+            let refused = Mutex(0)
+            await #expect {
+                try await client.followLog(pod: "db-9", namespace: "default", options: LogOptions(container: "daemonlog")) { bytes in
+                    refused.withLock { $0 += bytes.count }
+                }
+            } throws: { error in
+                guard case KubeAPIError.notFound = error else { return false }
+                return true
+            }
+            #expect(refused.withLock { $0 } == 0)
         }
     }
 

@@ -66,13 +66,20 @@ public struct Flash: Sendable, Equatable {
 /// The log pane: which pod's `daemonlog` it streams, and how it is scrolled.
 public struct LogPaneState: Sendable, Equatable {
     public var pod: PairKey?
-    public var podName: String?
+    public var podName: String? { didSet { title = Self.title(podName: podName, search: search) } }
     /// Follow the tail; scrolling up turns it off, `f` toggles it.
     public var follow = true
     /// Lines up from the tail when not following.
     public var offset = 0
     /// A search in the log (`/` in the log pane); matches are highlighted, `n` goes to the next.
-    public var search = ""
+    public var search = "" { didSet { title = Self.title(podName: podName, search: search) } }
+    /// The pane's title, made when the pod or the search changes rather than at every frame.
+    public private(set) var title = "Logs"
+
+    static func title(podName: String?, search: String) -> String {
+        let title = podName.map { "Logs \($0) daemonlog" } ?? "Logs"
+        return search.isEmpty ? title : "\(title)  /\(search)"
+    }
 
     public init() {}
 }

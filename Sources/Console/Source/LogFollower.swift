@@ -22,8 +22,9 @@ public struct LogLinesReady: Sendable {
 /// waiting at most once per `batchInterval`: 10,000 lines a second make 20 redraws, not 10,000.
 ///
 /// The bytes are split into lines straight into a ring as bounded as the console's own
-/// (`LogRing`), so a console that falls behind drops the oldest rather than growing, and no line
-/// becomes a `String` on the way. A stream that ends (the container restarted, the connection
+/// (`LogRing`), on the transport's thread as they arrive (`KubeClient.followLog`), so a console
+/// that falls behind drops the oldest rather than growing, and no line becomes a `String` on the
+/// way, nor any chunk a `Data`. A stream that ends (the container restarted, the connection
 /// dropped) is opened again after a pause.
 public final class LogFollower: Sendable {
     public static let container = "daemonlog"
@@ -34,27 +35,41 @@ public final class LogFollower: Sendable {
     private let byteCapacity: Int?
     private let reconnectDelay: Duration
 
-    /// Lines read and not yet moved to the console, shared by the reading task and the console.
+    /// Lines read and not yet moved to the console, shared by the transport's thread, which
+    /// writes them, and the console, which moves them.
     final class PendingLines: Sendable {
-        private let ring: Mutex<LogRing>
+        private struct Lines {
+            var ring: LogRing
+            /// The stream's last line, until its newline comes.
+            var splitter = LineSplitter()
+        }
 
-        init(capacity: Int, byteCapacity: Int?) { ring = Mutex(LogRing(capacity: capacity, byteCapacity: byteCapacity)) }
+        private let lines: Mutex<Lines>
 
-        /// Splits `chunk` into lines, each appended to the ring.
-        func append(_ chunk: Data, splitter: inout LineSplitter) {
-            ring.withLock { ring in
+        init(capacity: Int, byteCapacity: Int?) { lines = Mutex(Lines(ring: LogRing(capacity: capacity, byteCapacity: byteCapacity))) }
+
+        /// Splits `bytes` into lines, each appended to the ring.
+        func append(_ bytes: UnsafeRawBufferPointer) {
+            lines.withLock { lines in
                 // The closure never throws, so neither does `append`.
-                try? splitter.append(chunk) { line in ring.append(line) }
+                try? lines.splitter.append(bytes) { line in lines.ring.append(line) }
             }
         }
 
-        func append(_ line: String) { ring.withLock { $0.append(line) } }
+        /// Ends the stream's lines: a last line without its newline is appended, then `note`.
+        func end(with note: String) {
+            lines.withLock { lines in
+                if let rest = lines.splitter.remainder { lines.ring.append(String(decoding: rest, as: UTF8.self)) }
+                lines.splitter = LineSplitter()
+                lines.ring.append(note)
+            }
+        }
 
-        var isEmpty: Bool { ring.withLock { $0.appended == 0 } }
+        var isEmpty: Bool { lines.withLock { $0.ring.appended == 0 } }
 
         /// Moves the lines waiting into `destination`; the ring keeps its storage for the next.
         func move(into destination: inout LogRing) -> Int {
-            ring.withLock { destination.moveLines(from: &$0) }
+            lines.withLock { destination.moveLines(from: &$0.ring) }
         }
     }
 
@@ -68,48 +83,33 @@ public final class LogFollower: Sendable {
         self.reconnectDelay = reconnectDelay
     }
 
-    /// Follows until the calling Task is cancelled. `deliver` runs on the follower's task.
+    /// Follows until the calling Task is cancelled. `deliver` runs on the follower's own queue.
     public func follow(namespace: String, pod: String, stream: Int, tailLines: Int = 1000,
                        deliver: @escaping @Sendable (LogLinesReady) -> Void) async {
         let pending = PendingLines(capacity: capacity, byteCapacity: byteCapacity)
-        let (signal, signalContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let batchInterval = self.batchInterval
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await self.read(namespace: namespace, pod: pod, tailLines: tailLines, into: pending) { signalContinuation.yield() }
-            }
-            group.addTask {
-                for await _ in signal {
-                    if !pending.isEmpty { deliver(LogLinesReady(stream: stream, pending: pending)) }
-                    try? await Task.sleep(for: batchInterval)
-                }
-            }
-            await group.next()
-            signalContinuation.finish()
-            group.cancelAll()
-        }
+        let pacer = DeliveryPacer(interval: batchInterval, label: "tenops.console.log.\(stream)",
+                                  hasNews: { !pending.isEmpty }, deliver: { deliver(LogLinesReady(stream: stream, pending: pending)) })
+        await read(namespace: namespace, pod: pod, tailLines: tailLines, into: pending, wake: pacer.wake)
+        pacer.stop()
     }
 
     /// Reads the stream, opening it again when it ends, until cancelled.
-    private func read(namespace: String, pod: String, tailLines: Int, into pending: PendingLines, signal: @Sendable () -> Void) async {
+    private func read(namespace: String, pod: String, tailLines: Int, into pending: PendingLines,
+                      wake: @escaping @Sendable () -> Void) async {
         var tail = tailLines
         while !Task.isCancelled {
             do {
-                let body = try await client.logBytes(
-                    pod: pod, namespace: namespace, options: LogOptions(container: Self.container, follow: true, tailLines: tail))
-                var splitter = LineSplitter()
-                for try await chunk in body {
-                    pending.append(chunk, splitter: &splitter)
-                    signal()
+                try await client.followLog(pod: pod, namespace: namespace, options: LogOptions(container: Self.container, follow: true, tailLines: tail)) {
+                    pending.append($0)
+                    wake()
                 }
                 if Task.isCancelled { return }
-                if let rest = splitter.remainder { pending.append(String(decoding: rest, as: UTF8.self)) }
-                pending.append("[tenops console: the log stream of \(pod) ended; following again]")
+                pending.end(with: "[tenops console: the log stream of \(pod) ended; following again]")
             } catch {
                 if Task.isCancelled { return }
-                pending.append("[tenops console: cannot follow \(pod)/\(Self.container): \(error)]")
+                pending.end(with: "[tenops console: cannot follow \(pod)/\(Self.container): \(error)]")
             }
-            signal()
+            wake()
             // After a restart the new container's first lines are what matter; a few at most.
             tail = 100
             try? await Task.sleep(for: reconnectDelay)

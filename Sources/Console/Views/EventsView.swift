@@ -51,16 +51,14 @@ enum LogView {
         let count = logs?.count ?? 0
         let rows = max(0, rect.height - 1)
         let window = window(count: count, rows: rows, pane: pane)
+        // Drawn at every frame of a streaming log, so no text is made for it while following.
         let marker = pane.follow ? "[follow]" : "[paused, \(count - window.upperBound) below]"
-        var title = pane.podName.map { "Logs \($0) daemonlog" } ?? "Logs"
-        if !pane.search.isEmpty { title += "  /\(pane.search)" }
         // The dropped count only where it fits beside the title; the marker always.
-        var right = marker
-        if let logs, logs.dropped > 0, TextMeasure.columns(title) + marker.count + 20 + 8 < rect.width {
-            right = "\(logs.dropped) dropped  " + marker
-        }
-        grid.titleLine(title,
-                       rect: Rect(x: rect.x, y: rect.y, width: rect.width, height: 1), focused: focused, glyphs: glyphs, right: right)
+        let dropped = logs.map(\.dropped) ?? 0
+        let showsDropped = dropped > 0 && TextMeasure.columns(pane.title) + marker.count + 20 + 8 < rect.width
+        let right = !showsDropped ? marker : pane.follow ? " dropped  [follow]" : " dropped  " + marker
+        grid.titleLine(pane.title, rect: Rect(x: rect.x, y: rect.y, width: rect.width, height: 1), focused: focused, glyphs: glyphs,
+                       right: right, rightCount: showsDropped ? dropped : nil)
         guard rows > 0 else { return }
         guard pane.podName != nil else {
             grid.write("Press l on a pair to stream its pod's log.", x: rect.x + 1, y: rect.y + 1, width: rect.width - 1, role: .muted)

@@ -75,22 +75,42 @@ extension CellGrid {
         repeatCharacter(glyphs.barEmpty, x: x + filled, y: y, count: width - filled, role: .barEmpty)
     }
 
-    /// A pane's title line: `── Title ──────`, the title in the title role when the pane has
-    /// the focus.
-    mutating func titleLine(_ title: String, rect: Rect, focused: Bool, glyphs: Glyphs, right: String = "") {
+    /// A pane's title line: `── Title ──────  right ─`, the title in the title role when the
+    /// pane has the focus. `rightCount`, when given, is written just before `right` (the log
+    /// pane's dropped lines). No text is built for it: the log pane's is drawn at every frame
+    /// while a log streams.
+    mutating func titleLine(_ title: String, rect: Rect, focused: Bool, glyphs: Glyphs, right: String = "", rightCount: Int? = nil) {
         guard rect.width > 0, rect.height > 0 else { return }
         repeatCharacter(glyphs.horizontal, x: rect.x, y: rect.y, count: rect.width, role: .border)
         guard rect.width > 4 else { return }
-        let start = rect.x + 1
-        var column = write(" \(title) ", x: start, y: rect.y, width: rect.width - 2, role: focused ? .title : .muted, bold: focused,
-                           ellipsis: glyphs.ellipsis)
-        if !right.isEmpty {
-            let rightWidth = TextMeasure.columns(right) + 2
-            let rightX = rect.maxX - 1 - rightWidth
-            if rightX > column + 1 {
-                column = write(" \(right) ", x: rightX, y: rect.y, width: rightWidth, role: .muted)
-            }
-        }
+        let role: Role = focused ? .title : .muted
+        // " Title ", cut with an ellipsis where it does not fit.
+        let start = rect.x + 1, end = rect.maxX - 1
+        var column = write(" ", x: start, y: rect.y, width: 1, role: role, bold: focused)
+        column = write(title, x: column, y: rect.y, width: end - column, role: role, bold: focused, ellipsis: glyphs.ellipsis)
+        column = write(" ", x: column, y: rect.y, width: end - column, role: role, bold: focused)
+        guard !right.isEmpty || rightCount != nil else { return }
+        let rightWidth = (rightCount.map(TextMeasure.decimalColumns) ?? 0) + TextMeasure.columns(right) + 2
+        let rightX = rect.maxX - 1 - rightWidth
+        guard rightX > column + 1 else { return }
+        var x = write(" ", x: rightX, y: rect.y, width: 1, role: .muted)
+        if let rightCount { x = writeDecimal(rightCount, x: x, y: rect.y, role: .muted) }
+        x = write(right, x: x, y: rect.y, width: rect.maxX - 1 - x, role: .muted)
+        write(" ", x: x, y: rect.y, width: 1, role: .muted)
+    }
+
+    /// `number` in decimal from (x, y), without a `String` made for it. Returns the column after.
+    @discardableResult
+    mutating func writeDecimal(_ number: Int, x: Int, y: Int, role: Role) -> Int {
+        let end = x + TextMeasure.decimalColumns(number)
+        var rest = number.magnitude, column = end - 1
+        repeat {
+            self[column, y] = Cell(TextMeasure.asciiCharacter(UInt8(ascii: "0") + UInt8(rest % 10)), role: role)
+            rest /= 10
+            column -= 1
+        } while rest > 0
+        if number < 0 { self[x, y] = Cell("-", role: role) }
+        return end
     }
 
     /// A box with a border and a title on its top edge; the inside is cleared.
@@ -124,6 +144,16 @@ enum TextMeasure {
     @inline(__always)
     static func asciiCharacter(_ byte: UInt8) -> Character {
         byte >= 0x20 && byte < 0x7F ? Character(Unicode.Scalar(byte)) : " "
+    }
+
+    /// The columns `number` takes in decimal, with its sign.
+    static func decimalColumns(_ number: Int) -> Int {
+        var digits = 1, rest = number.magnitude
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        return number < 0 ? digits + 1 : digits
     }
 
     /// The columns `text` takes once written: one per character.

@@ -5,10 +5,8 @@ extension KubeClient {
     func openStream(path: String, query: [(String, String)], accept: String) async throws(KubeAPIError)
         -> AsyncThrowingStream<Data, any Error>
     {
-        var refreshed = false
-        var attempt = 0
+        var retry = StreamRetry()
         while true {
-            attempt += 1
             let request = try await makeRequest(
                 method: "GET", path: path, query: query, body: nil, contentType: nil, accept: accept, timeout: nil)
             let (head, body) = try await transport.stream(request.http, tls: request.tls)
@@ -22,18 +20,21 @@ extension KubeClient {
             } catch {
                 // The error status is what matters; a broken error body is reported through it.
             }
-            let failure = StatusFailure.decode(code: head.status, body: collected, retryAfter: head.retryAfterSeconds)
-            if head.status == 401, !refreshed, await credentials.invalidate() {
-                refreshed = true
-                attempt -= 1
-                continue
-            }
-            if Self.isRetryable(status: head.status, method: "GET"), attempt < retryPolicy.maxAttempts {
-                let delay = failure.retryAfter.map { Duration.seconds(min($0, 60)) } ?? retryPolicy.backoff(attempt: attempt)
-                do { try await Task.sleep(for: delay) } catch { throw .cancelled }
-                continue
-            }
-            throw KubeAPIError.from(failure)
+            try await retry.afterFailure(head: head, body: collected, client: self)
+        }
+    }
+
+    /// Follows a stream to its end, handing its body to `receive` on the transport's thread
+    /// (`HTTPTransport.forward`); fails with the server's Status when the answer is not 200.
+    func forwardStream(path: String, query: [(String, String)], accept: String,
+                       to receive: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) async throws(KubeAPIError) {
+        var retry = StreamRetry()
+        while true {
+            let request = try await makeRequest(
+                method: "GET", path: path, query: query, body: nil, contentType: nil, accept: accept, timeout: nil)
+            let response = try await transport.forward(request.http, tls: request.tls, to: receive)
+            if response.head.status == 200 { return }
+            try await retry.afterFailure(head: response.head, body: response.body, client: self)
         }
     }
 
@@ -114,6 +115,41 @@ extension KubeClient {
         let path = ResourceType.pods.objectPath(namespace: namespace, name: pod, subresource: "log")
         return try await openStream(path: path, query: options.query, accept: "*/*")
     }
+
+    /// Pod logs handed to `receive` as the bytes arrive, on the transport's own thread, until
+    /// the stream ends (returns) or the calling Task is cancelled. `receive` must copy what it
+    /// keeps and not block. For a reader of a chatty log that must stay still in memory: unlike
+    /// `logBytes`, no chunk becomes a `Data` and no Task is woken per chunk.
+    public func followLog(pod: String, namespace: String, options: LogOptions = LogOptions(),
+                          receive: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) async throws(KubeAPIError) {
+        let path = ResourceType.pods.objectPath(namespace: namespace, name: pod, subresource: "log")
+        try await forwardStream(path: path, query: options.query, accept: "*/*", to: receive)
+    }
+}
+
+/// What a stream opened again after a refused answer has tried: one credential refresh after a
+/// 401, and the retries that `RetryPolicy` allows for a GET.
+struct StreamRetry {
+    private var refreshed = false
+    private var attempt = 0
+
+    /// Returns when the request should be made again (after any delay); throws the server's
+    /// Status when it should not.
+    mutating func afterFailure(head: HTTPResponseHead, body: Data, client: KubeClient) async throws(KubeAPIError) {
+        attempt += 1
+        let failure = StatusFailure.decode(code: head.status, body: body, retryAfter: head.retryAfterSeconds)
+        if head.status == 401, !refreshed, await client.credentials.invalidate() {
+            refreshed = true
+            attempt -= 1
+            return
+        }
+        if KubeClient.isRetryable(status: head.status, method: "GET"), attempt < client.retryPolicy.maxAttempts {
+            let delay = failure.retryAfter.map { Duration.seconds(min($0, 60)) } ?? client.retryPolicy.backoff(attempt: attempt)
+            do { try await Task.sleep(for: delay) } catch { throw .cancelled }
+            return
+        }
+        throw KubeAPIError.from(failure)
+    }
 }
 
 /// Splits a byte stream into lines without copying each line more than once. A line is handed
@@ -130,6 +166,18 @@ public struct LineSplitter: Sendable {
 
     public mutating func append(_ data: Data, line: (UnsafeRawBufferPointer) throws(KubeAPIError) -> Void) throws(KubeAPIError) {
         buffer.append(contentsOf: data)
+        try splitLines(line)
+    }
+
+    public mutating func append(_ bytes: UnsafeRawBufferPointer, line: (UnsafeRawBufferPointer) throws(KubeAPIError) -> Void)
+        throws(KubeAPIError)
+    {
+        buffer.append(contentsOf: bytes)
+        try splitLines(line)
+    }
+
+    /// Hands over every whole line in the buffer.
+    private mutating func splitLines(_ line: (UnsafeRawBufferPointer) throws(KubeAPIError) -> Void) throws(KubeAPIError) {
         var failure: KubeAPIError?
         buffer.withUnsafeBytes { raw in
             var index = start

@@ -29,14 +29,18 @@ public final class CurlTransport: HTTPTransport {
     }
 
     public func perform(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError) -> HTTPResponse {
-        let transfer: Transfer
-        do {
-            transfer = try Transfer(request: request, tls: tls, mode: .buffered, handles: handles, chunks: chunks)
-        } catch let error as KubeAPIError {
-            throw error
-        } catch {
-            throw .transport("\(error)")
-        }
+        try await complete(try Transfer.make(request: request, tls: tls, mode: .buffered, handles: handles, chunks: chunks))
+    }
+
+    public func forward(_ request: HTTPRequest, tls: TLSSettings,
+                        to receive: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) async throws(KubeAPIError) -> HTTPResponse {
+        let transfer = try Transfer.make(request: request, tls: tls, mode: .forwarding, handles: handles, chunks: chunks)
+        transfer.bodyReceiver = receive
+        return try await complete(transfer)
+    }
+
+    /// Runs `transfer` to its end; cancelling the calling Task aborts it.
+    private func complete(_ transfer: Transfer) async throws(KubeAPIError) -> HTTPResponse {
         let result: Result<HTTPResponse, KubeAPIError> = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, KubeAPIError>, Never>) in
                 transfer.onComplete = { continuation.resume(returning: $0) }
@@ -51,14 +55,7 @@ public final class CurlTransport: HTTPTransport {
     public func stream(_ request: HTTPRequest, tls: TLSSettings) async throws(KubeAPIError)
         -> (HTTPResponseHead, AsyncThrowingStream<Data, any Error>)
     {
-        let transfer: Transfer
-        do {
-            transfer = try Transfer(request: request, tls: tls, mode: .streaming, handles: handles, chunks: chunks)
-        } catch let error as KubeAPIError {
-            throw error
-        } catch {
-            throw .transport("\(error)")
-        }
+        let transfer = try Transfer.make(request: request, tls: tls, mode: .streaming, handles: handles, chunks: chunks)
         let (body, bodyContinuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         transfer.bodyContinuation = bodyContinuation
         let loop = self.loop
@@ -78,7 +75,10 @@ public final class CurlTransport: HTTPTransport {
 /// One transfer. Its mutable state is touched only by the I/O thread, except the callbacks set
 /// before submission.
 final class Transfer: @unchecked Sendable {
-    enum Mode { case buffered, streaming }
+    /// `buffered`: the whole body, at the end. `streaming`: the body as `Data` chunks through
+    /// `bodyContinuation`. `forwarding`: a successful (2xx) body handed to `bodyReceiver` as curl
+    /// writes it, any other buffered as `buffered` does, with the end through `onComplete`.
+    enum Mode { case buffered, streaming, forwarding }
 
     let mode: Mode
     let easy: UnsafeMutableRawPointer
@@ -108,6 +108,7 @@ final class Transfer: @unchecked Sendable {
     var onComplete: (@Sendable (Result<HTTPResponse, KubeAPIError>) -> Void)?
     var onHead: (@Sendable (Result<HTTPResponseHead, KubeAPIError>) -> Void)?
     var bodyContinuation: AsyncThrowingStream<Data, any Error>.Continuation?
+    var bodyReceiver: (@Sendable (UnsafeRawBufferPointer) -> Void)?
 
     init(request: HTTPRequest, tls: TLSSettings, mode: Mode, handles: EasyHandlePool, chunks: ChunkBuffers) throws {
         guard let easy = handles.take() else { throw KubeAPIError.transport("curl_easy_init failed") }
@@ -118,6 +119,19 @@ final class Transfer: @unchecked Sendable {
         self.description = "\(request.method) \(Transfer.redacted(request.url))"
         self.maxBodyBytes = request.maxBodyBytes
         try configure(request: request, tls: tls)
+    }
+
+    /// `init`, with any error as a `KubeAPIError`.
+    static func make(request: HTTPRequest, tls: TLSSettings, mode: Mode, handles: EasyHandlePool, chunks: ChunkBuffers)
+        throws(KubeAPIError) -> Transfer
+    {
+        do {
+            return try Transfer(request: request, tls: tls, mode: mode, handles: handles, chunks: chunks)
+        } catch let error as KubeAPIError {
+            throw error
+        } catch {
+            throw .transport("\(error)")
+        }
     }
 
     /// A URL without any user:password part, for messages.
@@ -261,14 +275,20 @@ final class Transfer: @unchecked Sendable {
     func receivedBody(_ bytes: UnsafeRawBufferPointer) {
         if !headDelivered { deliverHead() }
         switch mode {
-        case .buffered:
-            guard body.count + bytes.count <= maxBodyBytes else {
-                bodyTooLarge = true
-                return
-            }
-            body.append(contentsOf: bytes)
+        case .buffered: keep(bytes)
         case .streaming: bodyContinuation?.yield(chunks.chunk(bytes))
+        case .forwarding:
+            if (200..<300).contains(headStatus), let bodyReceiver { bodyReceiver(bytes) } else { keep(bytes) }
         }
+    }
+
+    /// Adds `bytes` to the buffered body, or marks it too large.
+    private func keep(_ bytes: UnsafeRawBufferPointer) {
+        guard body.count + bytes.count <= maxBodyBytes else {
+            bodyTooLarge = true
+            return
+        }
+        body.append(contentsOf: bytes)
     }
 
     private func deliverHead() {
@@ -288,7 +308,7 @@ final class Transfer: @unchecked Sendable {
         if code == CURLE_OK {
             let head = HTTPResponseHead(status: headStatus, headers: headers, httpVersion: headVersion)
             switch mode {
-            case .buffered:
+            case .buffered, .forwarding:
                 onComplete?(.success(HTTPResponse(head: head, body: body)))
             case .streaming:
                 deliverHead()
@@ -302,12 +322,13 @@ final class Transfer: @unchecked Sendable {
         onComplete = nil
         onHead = nil
         bodyContinuation = nil
+        bodyReceiver = nil
     }
 
     func fail(_ error: KubeAPIError) {
         finished = true
         switch mode {
-        case .buffered:
+        case .buffered, .forwarding:
             onComplete?(.failure(error))
         case .streaming:
             if !headDelivered {
@@ -319,6 +340,7 @@ final class Transfer: @unchecked Sendable {
         onComplete = nil
         onHead = nil
         bodyContinuation = nil
+        bodyReceiver = nil
     }
 
     private func transportError(_ code: CURLcode) -> KubeAPIError {
