@@ -427,6 +427,78 @@ struct LogFollowerTests {
     }
 }
 
+@Suite("Log follower: streams that end or cannot open", .timeLimit(.minutes(5)))
+struct LogFollowerEndTests {
+    @Test("a stream that ends keeps its last unended line, says so, and is followed again with a short tail; a pod that is not there is said so")
+    func endsAndFails() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tenops-console-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let source = EndingLogSource()
+        let server = try await LocalAPIServer.start(.init(stateDirectory: directory, logSource: source))
+        do {
+            let client = KubeClient(config: try ClusterConfig.load(kubeconfig: "\(directory)/kubeconfig"))
+            _ = try await client.create(BurstLogSource.pod(named: "sample-0"))
+            let follower = LogFollower(client: client, capacity: 100, reconnectDelay: .milliseconds(100))
+            let received = ReceivedLines()
+            let follow = { @Sendable (pod: String) in
+                Task { await follower.follow(namespace: "default", pod: pod, stream: 1) { ready in received.take(ready) } }
+            }
+            let lines = { @Sendable in received.lines }
+
+            let following = follow("sample-0")
+            let twice = await eventually { lines().count >= 8 }
+            following.cancel()
+            await following.value
+            let ended = "[tenops console: the log stream of sample-0 ended; following again]"
+            #expect(twice)
+            #expect(Array(lines().prefix(8)) == ["connection 1", "second line", "partial", ended, "connection 2", "second line", "partial", ended])
+            #expect(Array(source.tails.prefix(2)) == [1000, 100], "the first open asks for 1,000 lines, the next for 100")
+
+            received.removeAll()
+            let missing = follow("missing-0")
+            let refused = await eventually { lines().contains { $0.hasPrefix("[tenops console: cannot follow missing-0/daemonlog: ") } }
+            missing.cancel()
+            await missing.value
+            #expect(refused, "\(lines())")
+            await server.stop()
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+}
+
+/// What the console's log pane would hold: the lines each word brought, moved into a ring.
+final class ReceivedLines: Sendable {
+    private let ring = Mutex(LogRing(capacity: 100, byteCapacity: 1 << 16))
+
+    func take(_ ready: LogLinesReady) { ring.withLock { _ = ready.moveLines(into: &$0) } }
+    func removeAll() { ring.withLock { $0.removeAll() } }
+    var lines: [String] { ring.withLock { ring in (0..<ring.count).map { ring[$0] } } }
+}
+
+/// The API server's log source for `LogFollowerEndTests`: every stream writes two lines and a
+/// third without its newline, then ends, as a container's log does when it restarts. Written
+/// here because a real container cannot be restarted on cue between two reads; the follower,
+/// the client and the API server's log endpoint are the real ones.
+final class EndingLogSource: PodLogSource {
+    private let opened = Mutex([Int]())
+
+    /// The `tailLines` of each stream opened, in order.
+    var tails: [Int] { opened.withLock { $0 } }
+
+    func logs(pod: JSONObject, node: JSONObject?, options: PodLogOptions) async throws -> AsyncThrowingStream<Data, any Error> {
+        let number = opened.withLock {
+            $0.append(options.tailLines ?? -1)
+            return $0.count
+        }
+        let (stream, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
+        continuation.yield(Data("connection \(number)\nsecond line\npartial".utf8))
+        continuation.finish()
+        return stream
+    }
+}
+
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 func eventually(timeout: Duration = .seconds(20), _ condition: @Sendable () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout

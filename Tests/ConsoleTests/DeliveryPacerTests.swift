@@ -9,6 +9,10 @@ struct DeliveryPacerTests {
     /// News that a tick hands over, as the log pane's pending lines are.
     final class News: Sendable {
         private let state = Mutex((waiting: 0, deliveries: 0, delivered: 0))
+        private let times = Mutex([ContinuousClock.Instant]())
+
+        /// When each delivery came.
+        var deliveryTimes: [ContinuousClock.Instant] { times.withLock { $0 } }
 
         func add(_ count: Int = 1) { state.withLock { $0.waiting += count } }
         var hasNews: Bool { state.withLock { $0.waiting > 0 } }
@@ -25,7 +29,10 @@ struct DeliveryPacerTests {
         }
 
         /// Counts a delivery and leaves the news waiting (a console that has not moved it yet).
-        func deliverWithoutTaking() { state.withLock { $0.deliveries += 1 } }
+        func deliverWithoutTaking() {
+            state.withLock { $0.deliveries += 1 }
+            times.withLock { $0.append(.now) }
+        }
     }
 
     @Test("the first news is delivered at once; the timer stops when a tick finds none and starts again on wake")
@@ -68,6 +75,26 @@ struct DeliveryPacerTests {
         #expect(pacer.isTicking == false)
         try await Task.sleep(for: .milliseconds(150))
         #expect(news.deliveries == stopped, "nothing after stop")
+    }
+
+    @Test("after a pause, the tick after the first comes a whole interval later, not at the old rhythm's next beat")
+    func freshRhythmAfterPause() async throws {
+        let news = News()
+        let pacer = DeliveryPacer(interval: .milliseconds(200), hasNews: { news.hasNews }, deliver: { news.deliverWithoutTaking() })
+        defer { pacer.stop() }
+        for pause in [130, 270] {
+            // Stopped: a tick finds nothing.
+            #expect(await eventually(timeout: .seconds(5)) { !pacer.isTicking })
+            try await Task.sleep(for: .milliseconds(pause))
+            let before = news.deliveryTimes.count
+            news.add()
+            pacer.wake()
+            #expect(await eventually(timeout: .seconds(5)) { news.deliveryTimes.count >= before + 2 })
+            news.deliver()
+            let times = news.deliveryTimes
+            let gap = times[before].duration(to: times[before + 1])
+            #expect(gap >= .milliseconds(180), "\(gap) between the first two deliveries after a pause of \(pause) ms")
+        }
     }
 
     @Test("wakes racing the ticks from four threads never strand news", arguments: [1, 2, 5])
@@ -120,6 +147,7 @@ struct DeliveryPacerTests {
 
     @Test("stop before any wake, while stopped, while ticking, and twice, releases the timer cleanly")
     func stopInEveryState() async throws {
+        weak var released: DeliveryPacer?
         for wakes in [false, true] {
             for waitForSuspend in [false, true] {
                 let news = News()
@@ -134,26 +162,34 @@ struct DeliveryPacerTests {
                     }
                     pacer.stop()
                     pacer.stop()
+                    // A tick already running when stop came may still finish.
+                    try await Task.sleep(for: .milliseconds(20))
+                    let before = news.delivered
+                    news.add()
                     pacer.wake()
                     #expect(!pacer.isTicking, "a wake after stop starts nothing")
+                    try await Task.sleep(for: .milliseconds(50))
+                    #expect(news.delivered == before, "nothing delivered after stop")
+                    released = pacer
                 }
                 // Released here, without dispatch's crash on a suspended or inactive source.
-                let before = news.delivered
-                news.add()
-                try await Task.sleep(for: .milliseconds(30))
-                #expect(news.delivered == before, "nothing delivered after stop")
+                #expect(released == nil, "the pacer is released once no one holds it")
             }
         }
-        // Released without stop: deinit stops it.
+        // Released without stop, ticking: deinit stops it, and no tick comes after.
         let news = News()
         do {
-            let pacer = DeliveryPacer(interval: .milliseconds(10), hasNews: { news.hasNews }, deliver: { news.deliver() })
+            let pacer = DeliveryPacer(interval: .milliseconds(10), hasNews: { news.hasNews }, deliver: { news.deliverWithoutTaking() })
             news.add()
             pacer.wake()
-            #expect(await eventually(timeout: .seconds(5)) { news.delivered == 1 })
+            #expect(await eventually(timeout: .seconds(5)) { news.deliveries >= 2 })
+            #expect(pacer.isTicking)
+            released = pacer
         }
-        news.add()
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(news.delivered == 1, "a released pacer delivers nothing more")
+        #expect(released == nil, "the pacer's own timer does not keep it alive")
+        try await Task.sleep(for: .milliseconds(20))
+        let after = news.deliveries
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(news.deliveries == after, "a released pacer delivers nothing more")
     }
 }

@@ -12,6 +12,8 @@ final class DeliveryPacer: Sendable {
     /// lock, so they alternate, as dispatch requires.
     private let running = Mutex<Bool?>(false)
     private let timer: Timer
+    /// The interval, in nanoseconds.
+    private let nanoseconds: Int
     private let hasNews: @Sendable () -> Bool
     private let deliver: @Sendable () -> Void
 
@@ -27,18 +29,21 @@ final class DeliveryPacer: Sendable {
         // A serial queue of its own as the target: a tick is then handed over without a block
         // allocated for it, as one aimed at a global queue would be.
         let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: label))
-        let nanoseconds = Int(interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000)
-        source.schedule(deadline: .now(), repeating: .nanoseconds(max(1, nanoseconds)), leeway: .nanoseconds(max(1, nanoseconds / 10)))
+        nanoseconds = max(1, Int(interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000))
         timer = Timer(source: source)
         source.setEventHandler { [weak self] in self?.tick() }
     }
 
-    /// Something new may be there: the timer runs again if it had stopped, and its next tick
-    /// (at once, when a whole interval has passed since the last) delivers it.
+    /// Something new may be there: a stopped timer starts again with a tick at once, then one
+    /// per interval. The last delivery was at least an interval ago: the timer stops only at a
+    /// tick that found nothing, an interval after the tick before.
     func wake() {
         running.withLock { running in
             guard running == false else { return }
             running = true
+            // Scheduled afresh, so that the tick after the first is a whole interval later,
+            // not at the next beat of the old rhythm.
+            timer.source.schedule(deadline: .now(), repeating: .nanoseconds(nanoseconds), leeway: .nanoseconds(max(1, nanoseconds / 10)))
             timer.source.resume()
         }
     }

@@ -36,7 +36,9 @@ public final class LogFollower: Sendable {
     private let reconnectDelay: Duration
 
     /// Lines read and not yet moved to the console, shared by the transport's thread, which
-    /// writes them, and the console, which moves them.
+    /// writes them, and the console, which moves them. The transport's thread serves every
+    /// transfer and may wait here for a move: one copy of the lines waiting, those of one batch
+    /// interval while the console keeps up (500 at 10,000 lines a second, tens of kilobytes).
     final class PendingLines: Sendable {
         private struct Lines {
             var ring: LogRing

@@ -25,7 +25,7 @@ extension KubeClient {
     }
 
     /// Follows a stream to its end, handing its body to `receive` on the transport's thread
-    /// (`HTTPTransport.forward`); fails with the server's Status when the answer is not 200.
+    /// (`HTTPTransport.forward`); fails with the server's Status when the answer is not a 2xx.
     func forwardStream(path: String, query: [(String, String)], accept: String,
                        to receive: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) async throws(KubeAPIError) {
         var retry = StreamRetry()
@@ -33,7 +33,7 @@ extension KubeClient {
             let request = try await makeRequest(
                 method: "GET", path: path, query: query, body: nil, contentType: nil, accept: accept, timeout: nil)
             let response = try await transport.forward(request.http, tls: request.tls, to: receive)
-            if response.head.status == 200 { return }
+            if (200..<300).contains(response.head.status) { return }
             try await retry.afterFailure(head: response.head, body: response.body, client: self)
         }
     }

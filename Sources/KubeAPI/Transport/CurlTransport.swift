@@ -77,7 +77,7 @@ public final class CurlTransport: HTTPTransport {
 final class Transfer: @unchecked Sendable {
     /// `buffered`: the whole body, at the end. `streaming`: the body as `Data` chunks through
     /// `bodyContinuation`. `forwarding`: a successful (2xx) body handed to `bodyReceiver` as curl
-    /// writes it, any other buffered as `buffered` does, with the end through `onComplete`.
+    /// writes it, the first 64 KiB of any other kept, with the end through `onComplete`.
     enum Mode { case buffered, streaming, forwarding }
 
     let mode: Mode
@@ -278,9 +278,18 @@ final class Transfer: @unchecked Sendable {
         case .buffered: keep(bytes)
         case .streaming: bodyContinuation?.yield(chunks.chunk(bytes))
         case .forwarding:
-            if (200..<300).contains(headStatus), let bodyReceiver { bodyReceiver(bytes) } else { keep(bytes) }
+            if (200..<300).contains(headStatus) {
+                bodyReceiver?(bytes)
+            } else {
+                // An error's Status is in its first bytes; the rest is dropped, not failed on.
+                let room = max(0, Self.forwardedErrorBodyBytes - body.count)
+                body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes.prefix(room)))
+            }
         }
     }
+
+    /// How much of a refused answer's body `forward` keeps: as much as `stream`'s readers read.
+    static let forwardedErrorBodyBytes = 64 << 10
 
     /// Adds `bytes` to the buffered body, or marks it too large.
     private func keep(_ bytes: UnsafeRawBufferPointer) {

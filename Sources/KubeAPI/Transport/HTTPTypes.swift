@@ -88,8 +88,8 @@ public protocol HTTPTransport: Sendable {
         -> (HTTPResponseHead, AsyncThrowingStream<Data, any Error>)
     /// Performs a request and hands a successful (2xx) response's body to `receive` as it
     /// arrives, chunk by chunk and in order, on the transport's own thread: `receive` must copy
-    /// what it keeps and must not block. Any other response's body is buffered and returned, as
-    /// `perform` does. Returns when the transfer ends; cancelling the calling Task aborts it.
+    /// what it keeps and must not block. Of any other response's body, the first 64 KiB are
+    /// returned. Returns when the transfer ends; cancelling the calling Task aborts it.
     /// Nothing is allocated per chunk, unlike `stream`.
     func forward(_ request: HTTPRequest, tls: TLSSettings, to receive: @escaping @Sendable (UnsafeRawBufferPointer) -> Void)
         async throws(KubeAPIError) -> HTTPResponse
