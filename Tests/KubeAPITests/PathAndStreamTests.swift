@@ -123,4 +123,16 @@ struct PathAndStreamTests {
     func noServerNameRouting(url: String, name: String?) {
         #expect(ServerNameRouting(url: url, serverName: name) == nil)
     }
+
+    @Test("a duration in whole nanoseconds and in seconds", arguments: [
+        (Duration.zero, Int64(0), 0.0),
+        (.nanoseconds(1), 1, 1e-9),
+        (.milliseconds(50), 50_000_000, 0.05),
+        (.seconds(3) + .microseconds(7), 3_000_007_000, 3.000007),
+        (.milliseconds(-1500), -1_500_000_000, -1.5),
+    ])
+    func durationUnits(duration: Duration, nanoseconds: Int64, seconds: Double) {
+        #expect(duration.inNanoseconds == nanoseconds)
+        #expect(abs(duration.inSeconds - seconds) < 1e-12)
+    }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import KubeAPI
 import Synchronization
 
 /// Calls `deliver` at most once per `interval` while `hasNews` holds, on a queue of its own:
@@ -29,7 +30,7 @@ final class DeliveryPacer: Sendable {
         // A serial queue of its own as the target: a tick is then handed over without a block
         // allocated for it, as one aimed at a global queue would be.
         let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: label))
-        nanoseconds = max(1, Int(interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000))
+        nanoseconds = max(1, Int(interval.inNanoseconds))
         timer = Timer(source: source)
         source.setEventHandler { [weak self] in self?.tick() }
     }

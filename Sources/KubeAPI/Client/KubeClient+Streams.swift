@@ -15,7 +15,7 @@ extension KubeClient {
             do {
                 for try await chunk in body {
                     collected.append(chunk)
-                    if collected.count > 64 << 10 { break }
+                    if collected.count > HTTPResponse.refusedStreamBodyBytes { break }
                 }
             } catch {
                 // The error status is what matters; a broken error body is reported through it.

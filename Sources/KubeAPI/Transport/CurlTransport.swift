@@ -282,14 +282,11 @@ final class Transfer: @unchecked Sendable {
                 bodyReceiver?(bytes)
             } else {
                 // An error's Status is in its first bytes; the rest is dropped, not failed on.
-                let room = max(0, Self.forwardedErrorBodyBytes - body.count)
+                let room = max(0, HTTPResponse.refusedStreamBodyBytes - body.count)
                 body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes.prefix(room)))
             }
         }
     }
-
-    /// How much of a refused answer's body `forward` keeps: as much as `stream`'s readers read.
-    static let forwardedErrorBodyBytes = 64 << 10
 
     /// Adds `bytes` to the buffered body, or marks it too large.
     private func keep(_ bytes: UnsafeRawBufferPointer) {

@@ -52,6 +52,9 @@ public struct HTTPResponseHead: Sendable, Equatable {
 
 /// A buffered response.
 public struct HTTPResponse: Sendable {
+    /// How much of a refused stream's body is read: its Status is in the first bytes.
+    static let refusedStreamBodyBytes = 64 << 10
+
     public var head: HTTPResponseHead
     public var body: Data
 }

@@ -117,8 +117,7 @@ public enum EngineMetrics {
 
 extension CoreMetrics.Timer {
     fileprivate func record(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        recordNanoseconds(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        recordNanoseconds(max(0, duration.inNanoseconds))
     }
 }
 
