@@ -1,6 +1,7 @@
 import Agent
 import AgentTestSupport
 import Foundation
+import Glibc
 import KubeAPI
 @testable import OperatorEngine
 import PKI
@@ -315,6 +316,25 @@ struct StatusStreamCallbackTests {
             #expect(ends.all.count == 1)
         }
     }
+
+    @Test("a stream cancelled while its connection is still opening (the agent's accept queue is full) ends as cancelled at once, not at the connect timeout")
+    func cancelledWhileConnecting() async throws {
+        let listener = try FullAcceptQueue()
+        defer { listener.close() }
+        let client = AgentClient(host: "127.0.0.1", port: listener.port, tls: TLSSettings(),
+                                 timeouts: AgentClient.Timeouts(get: .seconds(30), connect: .seconds(30)))
+        let ends = Collected<Result<Void, AgentClientError>>()
+        let stream = client.openStatusStream({ _ in }) { ends.append($0) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(ends.all.isEmpty, "the connection should still be opening: \(ends.all)")
+        let cancelled = ContinuousClock.now
+        stream.cancel()
+        #expect(await eventually(.seconds(3)) { ends.all.count == 1 }, "no end 3 s after cancelling (the connect timeout is 30 s)")
+        let took = ContinuousClock.now - cancelled
+        #expect(ends.all.first.map { if case .failure(.cancelled) = $0 { true } else { false } } == true, "\(ends.all) after \(took)")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(ends.all.count == 1)
+    }
 }
 
 @Suite("AgentClient against a real agent", .timeLimit(.minutes(5)))
@@ -530,4 +550,49 @@ func expectSame(_ theirs: EngineStatus, _ ours: AgentStatus, sourceLocation: Sou
         appliedFiles: theirs.appliedFiles, lastError: theirs.lastError, pid: theirs.pid, fenced: theirs.fenced, twosafe: theirs.twosafe,
         repScheme: theirs.repScheme)
     #expect(ours == expected, sourceLocation: sourceLocation)
+}
+
+/// A listening socket on 127.0.0.1 whose accept queue is full: it listens with a backlog of 0,
+/// never accepts, and one connection made here fills the queue. The kernel then drops the SYN of
+/// any further connection, whose connect(2) hangs, retrying, as toward a partitioned node. A real
+/// fault, not a double.
+private final class FullAcceptQueue: Sendable {
+    let port: Int
+    private let listening: Int32
+    private let filling: Int32
+
+    init() throws {
+        let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(listening, pointer, length) == 0 && listen(listening, 0) == 0 && getsockname(listening, pointer, &length) == 0
+            }
+        }
+        guard listening >= 0, bound else {
+            _ = Glibc.close(listening)
+            throw POSIXError(.EADDRNOTAVAIL)
+        }
+        let filling = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filling, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard filling >= 0, connected else {
+            _ = Glibc.close(filling)
+            _ = Glibc.close(listening)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        self.listening = listening
+        self.filling = filling
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() {
+        _ = Glibc.close(filling)
+        _ = Glibc.close(listening)
+    }
 }

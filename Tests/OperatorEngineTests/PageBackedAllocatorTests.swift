@@ -101,6 +101,65 @@ import Testing
         await trimmer.value  // ends once cancelled
     }
 
+    @Test func afterGrowthTheTrimmerWaitsForTheRSSToGrowThenTrims() async throws {
+        let kept = try Self.leaveHoles()
+        defer { kept.forEach { free($0) } }
+        let before = try residentBytes()
+        let trimmer = Task { await HeapTrimmer.run(every: .milliseconds(20), policy: .afterGrowth(bytes: 2 << 20), logger: Logger(label: "test")) }
+        defer { trimmer.cancel() }
+        // The holes were there when it started: fifteen intervals without growth, no trim.
+        try await Task.sleep(for: .milliseconds(300))
+        let waited = try residentBytes()
+        #expect(before - waited < 10 << 20, "RSS \(before >> 20) MiB before, \(waited >> 20) MiB with no growth")
+        // 4 MiB of pages of its own written (not from the heap, whose holes would hold them).
+        let size = 4 << 20
+        let grown = try #require(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        #expect(grown != MAP_FAILED)
+        defer { munmap(grown, size) }
+        memset(grown, 0x5A, size)
+        var after = try residentBytes()
+        for _ in 0..<250 where before - after < 10 << 20 {
+            try await Task.sleep(for: .milliseconds(20))
+            after = try residentBytes()
+        }
+        #expect(before - after >= 10 << 20, "RSS \(before >> 20) MiB before, \(after >> 20) MiB 5 s after growing by 4 MiB")
+        trimmer.cancel()
+        await trimmer.value
+    }
+
+    @Test(arguments: [
+        (TrimPolicy.everyInterval, 50, 60, true),
+        (.everyInterval, 60, 60, true),
+        (.everyInterval, nil, nil, true),
+        (.afterGrowth(bytes: 1_000), 60_999, 60_000, false),
+        (.afterGrowth(bytes: 1_000), 61_000, 60_000, true),
+        (.afterGrowth(bytes: 1_000), 59_000, 60_000, false),
+        (.afterGrowth(bytes: 1_000), nil, 60_000, true),
+        (.afterGrowth(bytes: 1_000), 60_000, nil, true),
+    ] as [(TrimPolicy, Int?, Int?, Bool)])
+    func thePolicyTrimsAtEveryIntervalOrAfterGrowth(policy: TrimPolicy, resident: Int?, residentAfterLastTrim: Int?, trims: Bool) {
+        #expect(policy.shouldTrim(resident: resident, residentAfterLastTrim: residentAfterLastTrim) == trims)
+    }
+
+    @Test(arguments: [
+        ("2969 1250 800 12 0 900 0\n", 4_096, 1250 * 4_096),
+        ("2969 0 0 12 0 900 0", 4_096, 0),
+        ("2969 1250", 16_384, 1250 * 16_384),
+        ("2969", 4_096, nil),
+        ("", 4_096, nil),
+        ("2969 12x0 800", 4_096, nil),
+        ("2969 -5 800", 4_096, nil),
+    ] as [(String, Int, Int?)])
+    func statmGivesTheResidentPages(statm: String, pageSize: Int, bytes: Int?) {
+        #expect(ResidentMemory.bytes(statm: statm, pageSize: pageSize) == bytes)
+    }
+
+    @Test func residentBytesReadsThisProcess() throws {
+        let resident = try #require(HeapTrimmer.residentBytes())
+        let measured = try residentBytes()
+        #expect(resident > 1 << 20 && abs(resident - measured) < 1 << 20, "\(resident) bytes, /proc/self/statm says \(measured)")
+    }
+
     /// Writes 40 MB of 1 KB blocks and frees all but one in 32, so that the free space is holes
     /// malloc keeps, not a top it would give back by itself. Returns the blocks kept.
     private static func leaveHoles() throws -> [UnsafeMutableRawPointer] {

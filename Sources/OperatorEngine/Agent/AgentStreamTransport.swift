@@ -34,27 +34,42 @@ public final class AgentStreamTransport: Sendable {
     /// A streamed GET in flight. `cancel` closes it; its `end` is called once either way.
     public final class Stream: Sendable {
         private enum State {
-            case connecting
+            /// The connection attempts under way: more than one when the agent's name has
+            /// several addresses (NIO tries them in turn, closing those that lose).
+            case connecting([any Channel])
             case open(any Channel)
             case cancelled
         }
 
-        private let state = Mutex(State.connecting)
+        private let state = Mutex(State.connecting([]))
 
         public var isCancelled: Bool { state.withLock { if case .cancelled = $0 { true } else { false } } }
 
-        /// Closes the connection, or gives up the connection being opened. The stream's `end`
+        /// Closes the connection, whether open or still being opened. The stream's `end`
         /// gets `KubeAPIError.cancelled` unless it has ended already.
         public func cancel() {
-            let channel: (any Channel)? = state.withLock { state in
+            let channels: [any Channel] = state.withLock { state in
                 defer { state = .cancelled }
-                if case .open(let channel) = state { return channel }
-                return nil
+                switch state {
+                case .connecting(let attempts): return attempts
+                case .open(let channel): return [channel]
+                case .cancelled: return []
+                }
             }
-            channel?.close(promise: nil)
+            for channel in channels { channel.close(promise: nil) }
         }
 
-        /// Keeps the connection, unless the stream was cancelled meanwhile (then false).
+        /// Keeps a connection attempt before it connects, so that `cancel` can give it up;
+        /// false when the stream was cancelled already.
+        fileprivate func attempting(_ channel: any Channel) -> Bool {
+            state.withLock { state in
+                guard case .connecting(let attempts) = state else { return false }
+                state = .connecting(attempts + [channel])
+                return true
+            }
+        }
+
+        /// Keeps the connection that connected, unless the stream was cancelled meanwhile (then false).
         fileprivate func attach(_ channel: any Channel) -> Bool {
             state.withLock { state in
                 guard case .connecting = state else { return false }
@@ -129,7 +144,10 @@ public final class AgentStreamTransport: Sendable {
             .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
             .channelOption(ChannelOptions.allocator, value: PageBackedAllocator.allocator)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // Kept from before the connect starts, so that `cancel` closes a connection still
+                // being opened (toward a partitioned node, that can take the connect timeout).
+                guard stream.attempting(channel) else { return channel.eventLoop.makeFailedFuture(KubeAPIError.cancelled) }
+                return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let context {
                         try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName ?? target.hostnameForSNI))

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Logging
 import NIOPosix
 
@@ -69,14 +70,66 @@ public enum HeapTrimmer {
         #endif
     }
 
-    /// Trims every `interval` until the calling task is cancelled, logging each trim's cost at debug level.
-    public static func run(every interval: Duration = .seconds(60), logger: Logger) async {
+    /// The process's resident memory in bytes, from /proc/self/statm; nil where there is none.
+    public static func residentBytes() -> Int? {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        return ResidentMemory.bytes(statm: statm, pageSize: Int(sysconf(Int32(_SC_PAGESIZE))))
+    }
+
+    /// Trims every `interval` until the calling task is cancelled, when `policy` says so, logging
+    /// each trim's cost at debug level.
+    public static func run(every interval: Duration = .seconds(60), policy: TrimPolicy = .everyInterval, logger: Logger) async {
         let clock = ContinuousClock()
+        var residentAfterLastTrim = residentBytes()
         while !Task.isCancelled {
             do { try await Task.sleep(for: interval) } catch { return }
             let start = clock.now
-            guard let released = try? await NIOThreadPool.singleton.runIfActive({ trim() }) else { return }
-            logger.debug("heap trimmed", metadata: ["released": "\(released)", "took": "\(clock.now - start)"])
+            let baseline = residentAfterLastTrim
+            let trimmed: (released: Bool, resident: Int?)?
+            do {
+                trimmed = try await NIOThreadPool.singleton.runIfActive {
+                    guard policy.shouldTrim(resident: residentBytes(), residentAfterLastTrim: baseline) else { return nil }
+                    return (trim(), residentBytes())
+                }
+            } catch { return }
+            guard let outcome = trimmed else { continue }
+            residentAfterLastTrim = outcome.resident
+            logger.debug("heap trimmed", metadata: ["released": "\(outcome.released)", "took": "\(clock.now - start)"])
         }
+    }
+}
+
+/// When the periodic trim gives the heap's free pages back.
+///
+/// Every trim also takes the pages of the small blocks a steady process frees and makes again
+/// (the console's log lines, a watch's buffers): the next allocations fault them in again, one
+/// page at a time, so the RSS saws up and down with each trim without any growth. A process
+/// that wants a flat RSS at rest trims only after it grew, that is after a burst such as a first
+/// LIST or a relist, whose freed megabytes are what a trim is for.
+public enum TrimPolicy: Sendable, Equatable {
+    /// Trim at every interval (`tenops operator`).
+    case everyInterval
+    /// Trim only once the RSS is `bytes` or more above what it was after the last trim (or when
+    /// the trimmer started).
+    case afterGrowth(bytes: Int)
+
+    /// Whether to trim now, with the RSS now and after the last trim; an unknown RSS trims.
+    public func shouldTrim(resident: Int?, residentAfterLastTrim: Int?) -> Bool {
+        switch self {
+        case .everyInterval:
+            return true
+        case .afterGrowth(let bytes):
+            guard let resident, let residentAfterLastTrim else { return true }
+            return resident - residentAfterLastTrim >= bytes
+        }
+    }
+}
+
+/// Reads /proc/PID/statm: its second field is the resident set in pages.
+enum ResidentMemory {
+    static func bytes(statm: String, pageSize: Int) -> Int? {
+        let fields = statm.split(whereSeparator: \.isWhitespace)
+        guard fields.count > 1, let pages = Int(fields[1]), pages >= 0 else { return nil }
+        return pages * pageSize
     }
 }

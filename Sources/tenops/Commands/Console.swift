@@ -99,8 +99,10 @@ struct Console: AsyncParsableCommand {
             runtime.quit()
         }
         defer { stopper.cancel() }
-        // What the heap frees goes back once a minute, as in `tenops operator` (see `tuneHeap`).
-        let trimmer = Task { await HeapTrimmer.run(logger: logger) }
+        // What the heap frees goes back, as in `tenops operator`, but only after the RSS grew by a
+        // mebibyte (the first LIST, a relist): trimming every minute took the pages the log pane's
+        // lines and the watches cycle through, which then came back a page at a time (`TrimPolicy`).
+        let trimmer = Task { await HeapTrimmer.run(policy: .afterGrowth(bytes: 1 << 20), logger: logger) }
         defer { trimmer.cancel() }
         logger.info("console on \(config.server), \(namespace.map { "namespace \($0)" } ?? "every namespace"), engine \(engine.rawValue)")
         try await runtime.run()
