@@ -428,7 +428,7 @@ struct ConsoleE2ETests {
         }
     }
 
-    @Test("tenops console against a real API server: lists a pair over HTTPS, streams its daemonlog with l, and quits")
+    @Test("tenops console against a real API server, its curl allocating through CurlMemory: lists a pair over HTTPS, streams its daemonlog with l, and quits")
     func consoleAgainstAPIServer() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tenops-console-e2e-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -442,7 +442,7 @@ struct ConsoleE2ETests {
             _ = try await client.create(pair)
             _ = try await client.create(BurstLogSource.pod(named: "alpha-0"))
             try await tmux.start([try tenopsBinary(), "console", "--kubeconfig", "\(directory)/kubeconfig", "--engine", "observe",
-                                  "--log-file", "\(directory)/console.log"])
+                                  "--log-file", "\(directory)/console.log", "--log-level", "debug"])
             let listed = try await tmux.waitFor("the pair, with the API healthy", timeout: .seconds(30)) {
                 $0.contains("API ok") && $0.contains("alpha")
             }
@@ -453,6 +453,8 @@ struct ConsoleE2ETests {
             try await tmux.send("q")
             try await tmux.send("q")
             #expect(try await tmux.exitStatus() == 0)
+            let log = try String(contentsOfFile: "\(directory)/console.log", encoding: .utf8)
+            #expect(log.contains("curl allocates through CurlMemory: true"))
         } catch {
             Issue.record("\(error)")
         }

@@ -490,9 +490,24 @@ final class ChunkBuffers: Sendable {
     }
 }
 
+/// libcurl's one global initialization, before any handle: the first call decides whether curl
+/// allocates through `CurlMemory` or malloc.
 enum CurlGlobal {
-    private static let once: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
-    static func initialize() { _ = once }
+    /// nil until initialized; then whether curl's large blocks are kept.
+    private static let mode = Mutex<Bool?>(nil)
+
+    /// Initializes curl unless it is already; true when this call did, as asked.
+    @discardableResult
+    static func initialize(keepingLargeBlocks: Bool = false) -> Bool {
+        mode.withLock { mode in
+            guard mode == nil else { return false }
+            let code = keepingLargeBlocks ? CurlMemory.initializeCurl() : curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+            mode = keepingLargeBlocks && code == CURLE_OK
+            return code == CURLE_OK
+        }
+    }
+
+    static var keepsLargeBlocks: Bool { mode.withLock { $0 ?? false } }
 }
 
 /// The I/O thread and its multi handle.

@@ -55,11 +55,16 @@ struct Console: AsyncParsableCommand {
     ///   second at the top left one; a watch made again placed its curl buffers in it, for
     ///   minutes, and the batches moved up into new pages. In diagnostic runs, the heap stepped by
     ///   76 KiB over the informers' first reconnects with `ChunkBuffers` alone, by 84 KiB with
-    ///   this alone, and not at all with both.
+    ///   this alone, and not at all with both;
+    /// - curl, not yet initialized, allocates through `CurlMemory`, which keeps the two 16 KiB
+    ///   buffers a transfer frees for the next one. Each watch made again took two new ones,
+    ///   which malloc placed on new pages at the top of the heap, the freed pair having been cut
+    ///   up by the small blocks of the streaming log within milliseconds.
     static func tuneHeap() {
         HeapTrimmer.limitArenas(to: 1)
         HeapTrimmer.fixMmapThreshold(at: 32 << 10)
         HeapTrimmer.fixTrimThreshold(at: 32 << 10)
+        CurlMemory.install()
     }
 
     func run() async throws {
@@ -99,12 +104,14 @@ struct Console: AsyncParsableCommand {
             runtime.quit()
         }
         defer { stopper.cancel() }
-        // What the heap frees goes back, as in `tenops operator`, but only after the RSS grew by a
-        // mebibyte (the first LIST, a relist): trimming every minute took the pages the log pane's
-        // lines and the watches cycle through, which then came back a page at a time (`TrimPolicy`).
+        // What the heap frees goes back, as in `tenops operator`, but only once the RSS grew by a
+        // mebibyte after the first minute (a relist): a trim also takes the free pages that the log
+        // pane's lines and the watches use again later, which then come back a page at a time
+        // (`TrimPolicy`). With the thresholds of `tuneHeap`, the first minute leaves little to take.
         let trimmer = Task { await HeapTrimmer.run(policy: .afterGrowth(bytes: 1 << 20), logger: logger) }
         defer { trimmer.cancel() }
         logger.info("console on \(config.server), \(namespace.map { "namespace \($0)" } ?? "every namespace"), engine \(engine.rawValue)")
+        logger.debug("curl allocates through CurlMemory: \(CurlMemory.isInstalled)")
         try await runtime.run()
         if let election {
             election.cancel()
