@@ -32,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
         // Kubernetes client. Knows nothing of TimesTen.
         .target(
@@ -63,7 +64,7 @@ let package = Package(
         .target(
             name: "OperatorEngine",
             dependencies: [
-                "KubeAPI", "PKI",
+                "KubeAPI", "PKI", "CMalloc",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 // The agents' status streams (AgentStreamTransport).

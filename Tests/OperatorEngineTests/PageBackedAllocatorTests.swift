@@ -101,29 +101,37 @@ import Testing
         await trimmer.value  // ends once cancelled
     }
 
-    @Test func afterGrowthTheTrimmerWaitsForTheRSSToGrowThenTrims() async throws {
+    @Test func afterHeapGrowthTheTrimmerWaitsForTheHeapToGrowThenTrims() async throws {
         let kept = try Self.leaveHoles()
         defer { kept.forEach { free($0) } }
         let before = try residentBytes()
-        let trimmer = Task { await HeapTrimmer.run(every: .milliseconds(20), policy: .afterGrowth(bytes: 2 << 20), logger: Logger(label: "test")) }
+        let trimmer = Task { await HeapTrimmer.run(every: .milliseconds(20), policy: .afterHeapGrowth(bytes: 2 << 20), logger: Logger(label: "test")) }
         defer { trimmer.cancel() }
-        // The first interval takes the RSS, holes and all, as the baseline; then fifteen without
-        // growth: no trim.
+        // The first interval takes the heap's end, holes and all, as the baseline; then fifteen
+        // with the heap as it was: no trim.
         try await Task.sleep(for: .milliseconds(300))
         let waited = try residentBytes()
-        #expect(before - waited < 10 << 20, "RSS \(before >> 20) MiB before, \(waited >> 20) MiB with no growth")
-        // 4 MiB of pages of its own written (not from the heap, whose holes would hold them).
+        #expect(before - waited < 10 << 20, "RSS \(before >> 20) MiB before, \(waited >> 20) MiB with the heap as it was")
+        // Pages of their own do not count: 4 MiB mapped and written, no trim.
         let size = 4 << 20
-        let grown = try #require(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
-        #expect(grown != MAP_FAILED)
-        defer { munmap(grown, size) }
-        memset(grown, 0x5A, size)
+        let mapped = try #require(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        #expect(mapped != MAP_FAILED)
+        defer { munmap(mapped, size) }
+        memset(mapped, 0x5A, size)
+        try await Task.sleep(for: .milliseconds(300))
+        let mappedResident = try residentBytes()
+        #expect(before + size - mappedResident < 10 << 20, "RSS \(before >> 20) MiB before, \(mappedResident >> 20) MiB with 4 MiB mapped")
+        // The heap grows by 8 MiB, leaving holes, then by 4 MiB more: a trim comes after the
+        // holes are made, even when an interval falls while the heap grows (that trim takes the
+        // growth so far as its new baseline; the 4 MiB then exceed it), and the holes go.
+        let grown = try Self.growHeap(by: 8 << 20) + Self.growHeap(by: 4 << 20)
+        defer { grown.forEach { free($0) } }
         var after = try residentBytes()
-        for _ in 0..<250 where before - after < 10 << 20 {
+        for _ in 0..<250 where mappedResident - after < 10 << 20 {
             try await Task.sleep(for: .milliseconds(20))
             after = try residentBytes()
         }
-        #expect(before - after >= 10 << 20, "RSS \(before >> 20) MiB before, \(after >> 20) MiB 5 s after growing by 4 MiB")
+        #expect(mappedResident - after >= 10 << 20, "RSS \(mappedResident >> 20) MiB before, \(after >> 20) MiB 5 s after the heap grew by 8 MiB")
         trimmer.cancel()
         await trimmer.value
     }
@@ -132,36 +140,45 @@ import Testing
         (TrimPolicy.everyInterval, 50, 60, true),
         (.everyInterval, 60, 60, true),
         (.everyInterval, nil, nil, true),
-        (.afterGrowth(bytes: 1_000), 60_999, 60_000, false),
-        (.afterGrowth(bytes: 1_000), 61_000, 60_000, true),
-        (.afterGrowth(bytes: 1_000), 59_000, 60_000, false),
-        (.afterGrowth(bytes: 1_000), 900_000, nil, false),
-        (.afterGrowth(bytes: 1_000), nil, 60_000, true),
-        (.afterGrowth(bytes: 1_000), nil, nil, true),
+        (.afterHeapGrowth(bytes: 1_000), 60_999, 60_000, false),
+        (.afterHeapGrowth(bytes: 1_000), 61_000, 60_000, true),
+        (.afterHeapGrowth(bytes: 1_000), 59_000, 60_000, false),
+        (.afterHeapGrowth(bytes: 1_000), 900_000, nil, false),
+        (.afterHeapGrowth(bytes: 1_000), nil, 60_000, true),
+        (.afterHeapGrowth(bytes: 1_000), nil, nil, true),
     ] as [(TrimPolicy, Int?, Int?, Bool)])
-    func thePolicyTrimsAtEveryIntervalOrAfterGrowth(policy: TrimPolicy, resident: Int?, baseline: Int?, trims: Bool) {
-        #expect(policy.shouldTrim(resident: resident, baseline: baseline) == trims)
+    func thePolicyTrimsAtEveryIntervalOrAfterHeapGrowth(policy: TrimPolicy, heapBytes: Int?, baseline: Int?, trims: Bool) {
+        #expect(policy.shouldTrim(heapBytes: heapBytes, baseline: baseline) == trims)
     }
 
-    @Test(arguments: [
-        ("2969 1250 800 12 0 900 0\n", 4_096, 1250 * 4_096),
-        ("2969 0 0 12 0 900 0", 4_096, 0),
-        ("2969 1250", 16_384, 1250 * 16_384),
-        ("2969", 4_096, nil),
-        ("", 4_096, nil),
-        ("2969 12x0 800", 4_096, nil),
-        ("2969 -5 800", 4_096, nil),
-        ("2969 99999999999999999999 800", 4_096, nil),
-        ("2969 4503599627370496 800", 4_096, nil),
-    ] as [(String, Int, Int?)])
-    func statmGivesTheResidentPages(statm: String, pageSize: Int, bytes: Int?) {
-        #expect(ResidentMemory.bytes(statm: Array(statm.utf8), pageSize: pageSize) == bytes)
+    @Test func theHeapSizeFollowsTheHeapsGrowth() throws {
+        let start = try #require(HeapTrimmer.heapBytes())
+        let grown = try Self.growHeap(by: 1 << 20)
+        defer { grown.forEach { free($0) } }
+        let end = try #require(HeapTrimmer.heapBytes())
+        #expect(end - start >= 1 << 20)
     }
 
-    @Test func residentBytesReadsThisProcess() throws {
-        let resident = try #require(HeapTrimmer.residentBytes())
-        let measured = try residentBytes()
-        #expect(resident > 1 << 20 && abs(resident - measured) < 1 << 20, "\(resident) bytes, /proc/self/statm says \(measured)")
+    /// Writes 1 KB blocks, one in 32 kept and the others freed after, until the heap holds
+    /// `bytes` more than it did: the blocks already free in the heap are used up first.
+    /// Returns the blocks kept.
+    private static func growHeap(by bytes: Int) throws -> [UnsafeMutableRawPointer] {
+        let start = try #require(HeapTrimmer.heapBytes())
+        var blocks: [UnsafeMutableRawPointer] = []
+        // mallinfo2 walks the heap's free chunks: it is asked after every 256 blocks.
+        while let end = HeapTrimmer.heapBytes(), end - start < bytes, blocks.count < 400 << 10 {
+            for _ in 0..<256 {
+                let block = try #require(malloc(1_024))
+                memset(block, 0x5A, 1_024)
+                blocks.append(block)
+            }
+        }
+        #expect(try #require(HeapTrimmer.heapBytes()) - start >= bytes, "the heap did not grow by \(bytes) bytes in 400 MB of blocks")
+        var kept: [UnsafeMutableRawPointer] = []
+        for (index, block) in blocks.enumerated() {
+            if index % 32 == 0 { kept.append(block) } else { free(block) }
+        }
+        return kept
     }
 
     /// Writes 40 MB of 1 KB blocks and frees all but one in 32, so that the free space is holes

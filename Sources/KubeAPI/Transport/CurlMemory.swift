@@ -94,46 +94,51 @@ public enum CurlMemory {
 }
 
 /// Freed blocks kept by size for the next allocation of that size: at most `perSize` of one
-/// size and `maximumBytes` in all.
+/// size and `maximumBytes` in all. One flat list, searched from its end: a take or a keep makes
+/// nothing on the heap (a dictionary of arrays made three blocks at each take).
 final class KeptBlocks: Sendable {
     private struct Block: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
+        let size: Int
     }
 
     private struct Idle {
-        var bySize: [Int: [Block]] = [:]
+        var blocks: [Block] = []
         var bytes = 0
     }
 
     let perSize: Int
     let maximumBytes: Int
-    private let idle = Mutex(Idle())
+    private let idle: Mutex<Idle>
 
     init(perSize: Int, maximumBytes: Int) {
         self.perSize = perSize
         self.maximumBytes = maximumBytes
+        var blocks: [Block] = []
+        blocks.reserveCapacity(64)
+        idle = Mutex(Idle(blocks: blocks))
     }
 
-    /// A block of exactly `size` kept earlier, if any.
+    /// The block of exactly `size` kept last, if any.
     func take(size: Int) -> UnsafeMutableRawPointer? {
         idle.withLock { idle in
-            guard let block = idle.bySize[size]?.popLast() else { return nil }
+            guard let index = idle.blocks.lastIndex(where: { $0.size == size }) else { return nil }
             idle.bytes -= size
-            return block.pointer
+            return idle.blocks.remove(at: index).pointer
         }
     }
 
     /// Keeps `block` unless a bound is reached: then false, and the caller frees it.
     func keep(_ block: UnsafeMutableRawPointer, size: Int) -> Bool {
         idle.withLock { idle in
-            guard idle.bytes + size <= maximumBytes, idle.bySize[size, default: []].count < perSize else { return false }
-            idle.bySize[size, default: []].append(Block(pointer: block))
+            guard idle.bytes + size <= maximumBytes, idle.blocks.count(where: { $0.size == size }) < perSize else { return false }
+            idle.blocks.append(Block(pointer: block, size: size))
             idle.bytes += size
             return true
         }
     }
 
     /// How many blocks of `size` are kept, and how many bytes in all (the tests look at them).
-    func count(size: Int) -> Int { idle.withLock { $0.bySize[size]?.count ?? 0 } }
+    func count(size: Int) -> Int { idle.withLock { $0.blocks.count(where: { $0.size == size }) } }
     var bytes: Int { idle.withLock { $0.bytes } }
 }

@@ -104,11 +104,11 @@ struct Console: AsyncParsableCommand {
             runtime.quit()
         }
         defer { stopper.cancel() }
-        // What the heap frees goes back, as in `tenops operator`, but only once the RSS grew by a
-        // mebibyte after the first minute (a relist): a trim also takes the free pages that the log
-        // pane's lines and the watches use again later, which then come back a page at a time
+        // What the heap frees goes back, as in `tenops operator`, but only once the heap grew by
+        // a mebibyte after the first minute (a relist): a trim also takes the free pages that the
+        // log pane's lines and the watches use again later, which then come back a page at a time
         // (`TrimPolicy`). With the thresholds of `tuneHeap`, the first minute leaves little to take.
-        let trimmer = Task { await HeapTrimmer.run(policy: .afterGrowth(bytes: 1 << 20), logger: logger) }
+        let trimmer = Task { await HeapTrimmer.run(policy: .afterHeapGrowth(bytes: 1 << 20), logger: logger) }
         defer { trimmer.cancel() }
         logger.info("console on \(config.server), \(namespace.map { "namespace \($0)" } ?? "every namespace"), engine \(engine.rawValue)")
         logger.debug("curl allocates through CurlMemory: \(CurlMemory.isInstalled)")
