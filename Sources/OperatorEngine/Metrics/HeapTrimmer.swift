@@ -85,9 +85,11 @@ public enum HeapTrimmer {
             let look: TrimLook
             do {
                 look = try await NIOThreadPool.singleton.runIfActive { [baseline] in
-                    let heap = heapBytes()
+                    // mallinfo2 walks every arena's free chunks: only a policy that uses it asks.
+                    let heap = policy.readsHeapSize ? heapBytes() : nil
                     guard policy.shouldTrim(heapBytes: heap, baseline: baseline) else { return TrimLook(released: nil, heapBytes: heap) }
-                    return TrimLook(released: trim(), heapBytes: heapBytes())
+                    let released = trim()
+                    return TrimLook(released: released, heapBytes: policy.readsHeapSize ? heapBytes() : nil)
                 }
             } catch { return }
             if baseline == nil || look.released != nil { baseline = look.heapBytes }
@@ -120,6 +122,9 @@ public enum TrimPolicy: Sendable, Equatable {
     /// Take the heap's size at the first interval as the baseline, then trim only once it is
     /// `bytes` or more above the baseline; a trim sets the baseline again.
     case afterHeapGrowth(bytes: Int)
+
+    /// Whether `shouldTrim` looks at the heap's size.
+    public var readsHeapSize: Bool { self != .everyInterval }
 
     /// Whether to trim now, with the heap's size now and the baseline (nil at the first
     /// interval). A heap whose size cannot be read trims, as `everyInterval` does.

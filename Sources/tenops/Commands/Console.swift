@@ -56,8 +56,9 @@ struct Console: AsyncParsableCommand {
     ///   minutes, and the batches moved up into new pages. In diagnostic runs, the heap stepped by
     ///   76 KiB over the informers' first reconnects with `ChunkBuffers` alone, by 84 KiB with
     ///   this alone, and not at all with both;
-    /// - curl, not yet initialized, allocates through `CurlMemory`, which keeps the two 16 KiB
-    ///   buffers a transfer frees for the next one. Each watch made again took two new ones,
+    /// - curl, not yet initialized, allocates through `CurlMemory`, which keeps the blocks of 1
+    ///   to 64 KiB a transfer frees (its two 16 KiB buffers, one of 1,496 bytes) for the next
+    ///   one. Each watch made again took new ones,
     ///   which malloc placed on new pages at the top of the heap, the freed pair having been cut
     ///   up by the small blocks of the streaming log within milliseconds.
     static func tuneHeap() {
