@@ -197,12 +197,14 @@ enum ConsoleBench {
         let start = try ProcessStats(pid: pid)
         let producedAtStart = logs.produced
         var rss: [(minute: Double, kib: Int, anon: Int, file: Int)] = []
+        var heap: [(minute: Double, kib: Int)] = []
         let total = Duration.seconds(minutes * 60)
         let began = ContinuousClock.now
         while began.duration(to: .now) < total {
             try await Task.sleep(for: .seconds(min(10, max(1, minutes * 6))))
             let now = try ProcessStats(pid: pid)
             rss.append((began.duration(to: .now) / .seconds(60), now.rssKiB, now.anonKiB, now.fileKiB))
+            heap.append((rss.last!.minute, try ProcessStats.heapExtentKiB(pid: pid)))
         }
         let end = try ProcessStats(pid: pid)
         let produced = logs.produced - producedAtStart
@@ -222,6 +224,9 @@ enum ConsoleBench {
         figure("  RSS trend after the first minute (least squares)", String(format: "%+.1f KiB/min", Self.slope(afterFirst.map { ($0.minute, $0.kib) })))
         figure("  of the growth at the end: anonymous / file pages",
                "\(rss.last!.anon - firstMinute.anon) / \(rss.last!.file - firstMinute.file) KiB")
+        let heapAtFirst = heap.last { $0.minute <= 1.0 } ?? heap.first!
+        figure("  heap extent (brk) at 1 min, growth after it at most / at the end",
+               "\(heapAtFirst.kib) KiB, \((heap.filter { $0.minute > 1.0 }.map(\.kib).max() ?? heapAtFirst.kib) - heapAtFirst.kib) / \(heap.last!.kib - heapAtFirst.kib) KiB")
         print(String(format: "  RSS at 1 min: %.1f MiB; samples (min: KiB above it, anonymous/file): ", Double(firstMinute.kib) / 1024)
               + rss.map { String(format: "%.1f: %+d/%+d", $0.minute, $0.anon - firstMinute.anon, $0.file - firstMinute.file) }.joined(separator: ", "))
     }
@@ -415,6 +420,19 @@ struct ProcessStats {
     }
 
     func wall(since earlier: ProcessStats) -> Double { earlier.taken.duration(to: taken).inSecondsDouble }
+
+    /// The size of the process's brk heap (the `[heap]` line of /proc/PID/maps): it grows only
+    /// when malloc finds no room in its heap's free chunks and top, so RSS held flat by pages
+    /// faulted in ahead still shows here as a heap that needed more.
+    static func heapExtentKiB(pid: Int32) throws -> Int {
+        let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+        guard let line = maps.split(separator: "\n").first(where: { $0.hasSuffix("[heap]") }),
+              let range = line.split(separator: " ").first,
+              case let bounds = range.split(separator: "-"), bounds.count == 2,
+              let start = Int(bounds[0], radix: 16), let end = Int(bounds[1], radix: 16)
+        else { throw BenchFailure("no [heap] in /proc/\(pid)/maps") }
+        return (end - start) / 1024
+    }
 }
 
 // MARK: - tmux

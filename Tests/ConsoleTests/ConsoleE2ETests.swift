@@ -442,14 +442,26 @@ struct ConsoleE2ETests {
             _ = try await client.create(pair)
             _ = try await client.create(BurstLogSource.pod(named: "alpha-0"))
             try await tmux.start([try tenopsBinary(), "console", "--kubeconfig", "\(directory)/kubeconfig", "--engine", "observe",
-                                  "--log-file", "\(directory)/console.log", "--log-level", "debug"])
+                                  "--log-file", "\(directory)/console.log", "--log-level", "debug", "--heap-trim-interval", "6"])
             let listed = try await tmux.waitFor("the pair, with the API healthy", timeout: .seconds(30)) {
                 $0.contains("API ok") && $0.contains("alpha")
             }
             #expect(listed != nil)
+            let pid = try #require(try await tmux.programPID())
             try await tmux.send("l")
             let streamed = try await tmux.waitFor("the daemonlog's last line", timeout: .seconds(30)) { $0.contains("line 2999") }
             #expect(streamed != nil)
+            var faulted = false
+            for _ in 0..<100 where !faulted {
+                faulted = (try? String(contentsOfFile: "\(directory)/console.log", encoding: .utf8))?.contains("heap top faulted in") == true
+                if !faulted { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(faulted, "no \"heap top faulted in\" in the console's log 10 s after the log streamed")
+            // The trimmer's first look (6 s in) faults in the heap's top reserve: every page of the
+            // last 512 KiB below the break is resident. (Without the fault, 32 of these 128 pages
+            // were: malloc grows the heap by its 512 KiB pad at a time, untouched.)
+            let top = try HeapTop.presentPages(pid: pid, bytes: 512 << 10)
+            #expect(top.present == top.total, "after the first look: \(top.present) of \(top.total) pages of the heap's top resident")
             try await tmux.send("q")
             try await tmux.send("q")
             #expect(try await tmux.exitStatus() == 0)
@@ -486,4 +498,27 @@ struct ConsoleE2ETests {
         if let pid, kill(pid, 0) == 0 { kill(pid, SIGKILL) }
     }
 
+}
+
+/// The pages at the top of another process's brk heap, read from /proc/PID/maps and
+/// /proc/PID/pagemap (bit 63 of each entry: present in RAM; readable without privileges).
+enum HeapTop {
+    static func presentPages(pid: Int32, bytes: Int) throws -> (present: Int, total: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+        let ends = maps.split(separator: "\n").filter { $0.hasSuffix("[heap]") }.compactMap { line in
+            line.split(separator: " ").first?.split(separator: "-").last.flatMap { Int($0, radix: 16) }
+        }
+        let end = try #require(ends.max(), "no [heap] in /proc/\(pid)/maps")
+        let count = bytes / page
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/pagemap"))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64((end / page - count) * 8))
+        let entries = try #require(try handle.read(upToCount: count * 8))
+        try #require(entries.count == count * 8, "pagemap gave \(entries.count) bytes of \(count * 8)")
+        let present = stride(from: 0, to: entries.count, by: 8).filter { offset in
+            entries[entries.startIndex + offset + 7] & 0x80 != 0
+        }.count
+        return (present, count)
+    }
 }

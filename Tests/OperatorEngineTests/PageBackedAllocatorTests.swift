@@ -135,6 +135,28 @@ import Testing
         await trimmer.value
     }
 
+    @Test func withAReserveTheTrimmerFaultsTheTopInAtTheFirstIntervalAndAfterEachTrim() async throws {
+        let log = TrimsLogged()
+        let logger = Logger(label: "test") { _ in log }
+        // A growth policy that does not trim: the first interval only.
+        let waiting = Task {
+            await HeapTrimmer.run(every: .milliseconds(20), policy: .afterHeapGrowth(bytes: 1 << 30), reserve: 256 << 10, logger: logger)
+        }
+        for _ in 0..<250 where log.topFaults == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(300))
+        waiting.cancel()
+        await waiting.value
+        #expect(log.topFaults == 1, "the top faulted in \(log.topFaults) times in 15 intervals without a trim")
+        #expect(log.count == 0)
+        // A policy that trims at every interval faults the top in after each trim.
+        let trimming = Task { await HeapTrimmer.run(every: .milliseconds(20), reserve: 256 << 10, logger: logger) }
+        for _ in 0..<250 where log.count < 3 { try await Task.sleep(for: .milliseconds(20)) }
+        trimming.cancel()
+        await trimming.value
+        #expect(log.count >= 3)
+        #expect(log.topFaults == 1 + log.count, "\(log.count) trims, the top faulted in \(log.topFaults - 1) times after them")
+    }
+
     @Test(arguments: [
         (TrimPolicy.everyInterval, 50, 60, true),
         (.everyInterval, 60, 60, true),
@@ -210,9 +232,11 @@ import Testing
     }
 }
 
-/// Counts the trimmer's "heap trimmed" records (debug level), whatever thread logs them.
+/// Counts the trimmer's "heap trimmed" and "heap top faulted in" records (debug level),
+/// whatever thread logs them.
 private final class TrimsLogged: LogHandler, @unchecked Sendable {
     private let trims = Mutex(0)
+    private let faults = Mutex(0)
     var logLevel: Logger.Level = .debug
     var metadata: Logger.Metadata = [:]
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -221,8 +245,13 @@ private final class TrimsLogged: LogHandler, @unchecked Sendable {
     }
 
     var count: Int { trims.withLock { $0 } }
+    var topFaults: Int { faults.withLock { $0 } }
 
     func log(event: LogEvent) {
-        if event.message.description == "heap trimmed" { trims.withLock { $0 += 1 } }
+        switch event.message.description {
+        case "heap trimmed": trims.withLock { $0 += 1 }
+        case "heap top faulted in": faults.withLock { $0 += 1 }
+        default: break
+        }
     }
 }
