@@ -59,7 +59,8 @@ struct Console: AsyncParsableCommand {
     ///   second at the top left one; a watch made again placed its curl buffers in it, for
     ///   minutes, and the batches moved up into new pages. In diagnostic runs, the heap stepped by
     ///   76 KiB over the informers' first reconnects with `ChunkBuffers` alone, by 84 KiB with
-    ///   this alone, and not at all with both;
+    ///   this alone, and not at all with both. (With the reserve below, a free gives back only
+    ///   what lies above the top's 512 KiB, which stay resident.)
     /// - curl, not yet initialized, allocates through `CurlMemory`, which keeps the blocks of 1
     ///   to 64 KiB a transfer frees (its two 16 KiB buffers, one of 1,496 bytes) for the next
     ///   one. Each watch made again took new ones,
