@@ -425,12 +425,13 @@ struct ProcessStats {
     /// when malloc finds no room in its heap's free chunks and top, so RSS held flat by pages
     /// faulted in ahead still shows here as a heap that needed more.
     static func heapExtentKiB(pid: Int32) throws -> Int {
+        // The kernel names each mapping of the brk heap "[heap]"; it may be split in more than one.
         let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
-        guard let line = maps.split(separator: "\n").first(where: { $0.hasSuffix("[heap]") }),
-              let range = line.split(separator: " ").first,
-              case let bounds = range.split(separator: "-"), bounds.count == 2,
-              let start = Int(bounds[0], radix: 16), let end = Int(bounds[1], radix: 16)
-        else { throw BenchFailure("no [heap] in /proc/\(pid)/maps") }
+        let ranges = maps.split(separator: "\n").filter { $0.hasSuffix("[heap]") }.compactMap { line -> (Int, Int)? in
+            let bounds = line.split(separator: " ").first?.split(separator: "-").compactMap { Int($0, radix: 16) } ?? []
+            return bounds.count == 2 ? (bounds[0], bounds[1]) : nil
+        }
+        guard let start = ranges.map(\.0).min(), let end = ranges.map(\.1).max() else { throw BenchFailure("no [heap] in /proc/\(pid)/maps") }
         return (end - start) / 1024
     }
 }
