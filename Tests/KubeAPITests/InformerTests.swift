@@ -63,6 +63,31 @@ struct InformerTests {
         }
     }
 
+    @Test("a short first watch: the server ends it, the informer resumes without a relist, and later watches take the regular length")
+    func shortFirstWatch() async throws {
+        try await TestCluster.with { cluster in
+            let client = cluster.client()
+            _ = try await client.create(configMap("before"))
+            let informer = Informer<ConfigMap>(client: client, namespace: "default", watchTimeoutSeconds: 300, firstWatchTimeoutSeconds: 1)
+            let log = EventLog()
+            informer.addHandler(log.record)
+            let running = Task { await informer.run() }
+            await informer.waitForSync()
+            #expect(await eventually { informer.requestCounts.watches == 2 })
+            _ = try await client.create(configMap("after"))
+            #expect(await eventually { log.all == ["added before", "added after"] })
+            running.cancel()
+            await running.value
+
+            let counts = informer.requestCounts
+            #expect(counts.lists == 1 && counts.watches == 2, "\(counts)")
+            let timeouts = cluster.double.requests.filter { $0.queryParameters["watch"] == "true" }.map { $0.queryParameters["timeoutSeconds"].flatMap { Int($0) } }
+            #expect(timeouts.count == 2, "\(timeouts)")
+            #expect(timeouts.first.flatMap { $0 }.map { (1...2).contains($0) } == true, "\(timeouts)")
+            #expect(timeouts.last.flatMap { $0 }.map { (300...600).contains($0) } == true, "\(timeouts)")
+        }
+    }
+
     @Test("410 Gone leads to a relist, and the difference is delivered as events")
     func goneRelists() async throws {
         try await TestCluster.with { cluster in

@@ -42,6 +42,13 @@ public final class ConsoleModelSource: Sendable {
     /// The label every pod and claim of a pair carries (PairNames.selectorLabels).
     static let pairLabel = "tenops.io/pair"
 
+    /// The informers' first watches end after 15 to 30 seconds; later ones after 5 to 10
+    /// minutes. A watch's end and its resume then run for the first time while the console
+    /// settles, not minutes into its life: the code they need is paged in and the heap and the
+    /// threads' stacks take their shape then, so the RSS after the first minute stays flat.
+    /// It costs one more WATCH request per informer.
+    static let warmUpWatchSeconds = 15
+
     public let configuration: Configuration
     public let health = WatchHealth()
     private let pairs: Informer<TimesTenClassic>
@@ -65,14 +72,16 @@ public final class ConsoleModelSource: Sendable {
         let continuation = dirtyContinuation
         let mark: @Sendable () -> Void = { continuation.yield() }
         func log(_ resource: String) -> Logger { health.logger(for: resource, base: logger, changed: mark) }
-        pairs = Informer(client: client, namespace: namespace, logger: log("timestenclassics"))
-        pods = Informer(client: client, namespace: namespace, labelSelector: Self.pairLabel, logger: log("pods"))
-        nodes = Informer(client: client, logger: log("nodes"))
-        claims = Informer(client: client, namespace: namespace, labelSelector: Self.pairLabel, logger: log("persistentvolumeclaims"))
+        pairs = Informer(client: client, namespace: namespace, firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("timestenclassics"))
+        pods = Informer(client: client, namespace: namespace, labelSelector: Self.pairLabel,
+                        firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("pods"))
+        nodes = Informer(client: client, firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("nodes"))
+        claims = Informer(client: client, namespace: namespace, labelSelector: Self.pairLabel,
+                          firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("persistentvolumeclaims"))
         events = Informer(client: client, namespace: namespace, fieldSelector: "involvedObject.kind=\(TimesTenClassic.resourceType.kind)",
-                          logger: log("events"))
+                          firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("events"))
         lease = Informer(client: client, namespace: configuration.leaseNamespace, fieldSelector: "metadata.name=\(configuration.leaseName)",
-                         logger: log("leases"))
+                         firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("leases"))
         pairs.addHandler { _ in mark() }
         pods.addHandler { _ in mark() }
         nodes.addHandler { _ in mark() }

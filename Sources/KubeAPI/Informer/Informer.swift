@@ -9,6 +9,10 @@ import Synchronization
 /// - 410 Gone (a resourceVersion older than the server's window) leads to a relist, and the
 ///   differences are delivered as added, updated and deleted events.
 /// - Other errors back off exponentially with jitter, up to `maxBackoff`.
+/// - Each watch asks the server to end it after `watchTimeoutSeconds` to twice that (a random
+///   length, so that many clients do not come back at once). `firstWatchTimeoutSeconds`, when
+///   set, does the same for the first watch only: a process that wants every step of a watch's
+///   life (its end, the resume) to have run once while it warms up asks for a short one.
 public final class Informer<T: KubeObject>: Sendable {
     public typealias Handler = @Sendable (InformerEvent<T>) -> Void
 
@@ -18,6 +22,7 @@ public final class Informer<T: KubeObject>: Sendable {
     private let labelSelector: String?
     private let fieldSelector: String?
     private let watchTimeoutSeconds: Int
+    private let firstWatchTimeoutSeconds: Int?
     private let maxBackoff: Duration
     private let logger: Logger
 
@@ -35,13 +40,14 @@ public final class Informer<T: KubeObject>: Sendable {
     public init(
         client: KubeClient, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
         indexers: [String: IndexFunction<T>] = [:], layout: ObjectStore<T>.Layout = .parsed, transform: (@Sendable (T) -> T)? = nil,
-        watchTimeoutSeconds: Int = 300, maxBackoff: Duration = .seconds(30), logger: Logger = Logger(label: "tenops.informer")
+        watchTimeoutSeconds: Int = 300, firstWatchTimeoutSeconds: Int? = nil, maxBackoff: Duration = .seconds(30), logger: Logger = Logger(label: "tenops.informer")
     ) {
         self.client = client
         self.namespace = namespace
         self.labelSelector = labelSelector
         self.fieldSelector = fieldSelector
         self.watchTimeoutSeconds = watchTimeoutSeconds
+        self.firstWatchTimeoutSeconds = firstWatchTimeoutSeconds
         self.maxBackoff = maxBackoff
         self.store = ObjectStore(indexers: indexers, layout: layout, transform: transform)
         self.logger = logger
@@ -126,10 +132,14 @@ public final class Informer<T: KubeObject>: Sendable {
     }
 
     private func watch(from resourceVersion: inout String?) async throws {
-        state.withLock { $0.watches += 1 }
+        let number = state.withLock { state -> Int in
+            state.watches += 1
+            return state.watches
+        }
+        let timeout = number == 1 ? firstWatchTimeoutSeconds ?? watchTimeoutSeconds : watchTimeoutSeconds
         let options = WatchOptions(
             resourceVersion: resourceVersion, allowBookmarks: true,
-            timeoutSeconds: Int.random(in: watchTimeoutSeconds...(watchTimeoutSeconds * 2)),
+            timeoutSeconds: Int.random(in: timeout...(timeout * 2)),
             labelSelector: labelSelector, fieldSelector: fieldSelector)
         let stream = try await client.watch(T.resourceType, namespace: namespace, options: options)
         for try await event in stream {
@@ -149,6 +159,7 @@ public final class Informer<T: KubeObject>: Sendable {
             state.withLock { $0.resourceVersion = version }
         }
         // A clean end (server timeout): reconnect at once from where we are, with a little jitter.
+        logger.debug("\(T.resourceType) watch \(number) ended by the server, resuming", metadata: ["resourceVersion": "\(resourceVersion ?? "")"])
         try await Task.sleep(for: .milliseconds(Int.random(in: 0...100)))
     }
 
