@@ -314,7 +314,7 @@ struct PairAcceptanceTests {
             }
             kill(postmaster.pid, SIGKILL)
             guard let next = await pair.waitFor("Normal", timeout: .seconds(60), where: { $0 == Self.other(active) }) else {
-                Issue.record("round \(round): no failover from \(active): \(await pair.events())")
+                Issue.record("round \(round): no failover from \(active): \(await pair.events())\n\(pair.log.suffix(8000))\n\(pair.containerLogs("sample-0"))\n\(pair.containerLogs("sample-1"))")
                 break
             }
             active = next

@@ -40,6 +40,20 @@ final class LocalPair: @unchecked Sendable {  // immutable after init, except th
     }
 
     var log: String { (try? String(contentsOfFile: "\(directory)/tenops-local.log", encoding: .utf8)) ?? "" }
+    /// The end of the logs of `container` in pod `pod`, on every node that ran it, for a failure's message.
+    func containerLogs(_ pod: String, container: String = "tt", bytes: Int = 4000) -> String {
+        let nodes = "\(state)/nodes"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: nodes)) ?? []
+        return names.sorted().compactMap { node -> String? in
+            let directory = "\(nodes)/\(node)/pods/default_\(pod)/logs/\(container)"
+            guard let files = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+            return files.sorted().map { file in
+                let text = (try? String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8)) ?? ""
+                return "--- \(node) \(pod) \(container)/\(file):\n\(text.suffix(bytes))"
+            }.joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+
     var operatorLog: String { (try? String(contentsOfFile: "\(directory)/tenops-operator.log", encoding: .utf8)) ?? "" }
 
     /// The engine as its own process: `tenops operator` against this cluster.
