@@ -314,7 +314,13 @@ struct PairAcceptanceTests {
             }
             kill(postmaster.pid, SIGKILL)
             guard let next = await pair.waitFor("Normal", timeout: .seconds(60), where: { $0 == Self.other(active) }) else {
-                Issue.record("round \(round): no failover from \(active): \(await pair.events())\n\(pair.log.suffix(8000))\n\(pair.containerLogs("sample-0"))\n\(pair.containerLogs("sample-1"))")
+                Issue.record("""
+                    round \(round): no failover from \(active): \(await pair.events())
+                    \(pair.log.suffix(8000))
+                    \(pair.containerLogs("sample-0"))
+                    \(pair.containerLogs("sample-1"))
+                    the agent of \(active): \(LocalPair.threads(of: postmaster.agent))
+                    """)
                 break
             }
             active = next

@@ -54,6 +54,22 @@ final class LocalPair: @unchecked Sendable {  // immutable after init, except th
         }.joined(separator: "\n")
     }
 
+    /// What each thread of process `pid` is doing, from /proc (name, state, kernel wait channel,
+    /// system call), for a failure's message: it tells a hung process from a busy or a dead one.
+    static func threads(of pid: Int32) -> String {
+        let tasks = "/proc/\(pid)/task"
+        guard let ids = try? FileManager.default.contentsOfDirectory(atPath: tasks) else { return "process \(pid) is gone" }
+        func read(_ path: String) -> String {
+            ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return "process \(pid), \(ids.count) threads:\n" + ids.sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }.map { id in
+            let stat = read("\(tasks)/\(id)/stat")
+            let state = stat.split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "?"
+            let syscall = read("\(tasks)/\(id)/syscall").split(separator: " ").first.map(String.init) ?? "?"
+            return "  \(id) \(read("\(tasks)/\(id)/comm")) state \(state) wchan \(read("\(tasks)/\(id)/wchan")) syscall \(syscall)"
+        }.joined(separator: "\n")
+    }
+
     var operatorLog: String { (try? String(contentsOfFile: "\(directory)/tenops-operator.log", encoding: .utf8)) ?? "" }
 
     /// The engine as its own process: `tenops operator` against this cluster.
