@@ -451,12 +451,9 @@ struct ConsoleE2ETests {
             try await tmux.send("l")
             let streamed = try await tmux.waitFor("the daemonlog's last line", timeout: .seconds(30)) { $0.contains("line 2999") }
             #expect(streamed != nil)
-            var faulted = false
-            for _ in 0..<100 where !faulted {
-                faulted = (try? String(contentsOfFile: "\(directory)/console.log", encoding: .utf8))?.contains("heap top faulted in") == true
-                if !faulted { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            #expect(faulted, "no \"heap top faulted in\" in the console's log 10 s after the log streamed")
+            let consoleLog = "\(directory)/console.log"
+            let unfaulted = try await LogFile.missing(["heap top faulted in"], in: consoleLog, within: .seconds(10))
+            #expect(unfaulted.isEmpty, "no \"heap top faulted in\" in the console's log 10 s after the log streamed")
             // The trimmer's first look (6 s in) faults in the heap's top reserve: every page of the
             // last 512 KiB below the break is resident. (Without the fault, 32 of these 128 pages
             // were: malloc grows the heap by its 512 KiB pad at a time, untouched.)
@@ -466,12 +463,7 @@ struct ConsoleE2ETests {
             // the console warms up, and the resumed watch still delivers.
             let resources = [TimesTenClassic.resourceType, Pod.resourceType, KubeAPI.Node.resourceType, PersistentVolumeClaim.resourceType,
                              CoreEvent.resourceType, Lease.resourceType].map { "\($0) watch 1 ended by the server" }
-            var unresumed = resources
-            for _ in 0..<400 where !unresumed.isEmpty {
-                let text = (try? String(contentsOfFile: "\(directory)/console.log", encoding: .utf8)) ?? ""
-                unresumed = resources.filter { !text.contains($0) }
-                if !unresumed.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
-            }
+            let unresumed = try await LogFile.missing(resources, in: consoleLog, within: .seconds(40))
             #expect(unresumed.isEmpty, "not in the console's log 40 s after the log streamed: \(unresumed)")
             var later = TimesTenClassic(name: "bravo", namespace: "default")
             later.json["spec"] = ["ttspec": ["image": "tenops:latest"]]
@@ -480,7 +472,7 @@ struct ConsoleE2ETests {
             try await tmux.send("q")
             try await tmux.send("q")
             #expect(try await tmux.exitStatus() == 0)
-            let log = try String(contentsOfFile: "\(directory)/console.log", encoding: .utf8)
+            let log = try String(contentsOfFile: consoleLog, encoding: .utf8)
             #expect(log.contains("curl allocates through CurlMemory: true"))
         } catch {
             Issue.record("\(error)")
@@ -517,6 +509,21 @@ struct ConsoleE2ETests {
 
 /// The pages at the top of another process's brk heap, read from /proc/PID/maps and
 /// /proc/PID/pagemap (bit 63 of each entry: present in RAM; readable without privileges).
+/// A log file that a process under test writes.
+enum LogFile {
+    /// Which of `lines` the file at `path` still lacks once all are there or `timeout` passed
+    /// (read every 100 ms).
+    static func missing(_ lines: [String], in path: String, within timeout: Duration) async throws -> [String] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let missing = lines.filter { !text.contains($0) }
+            if missing.isEmpty || ContinuousClock.now >= deadline { return missing }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
 enum HeapTop {
     static func presentPages(pid: Int32, bytes: Int) throws -> (present: Int, total: Int) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))

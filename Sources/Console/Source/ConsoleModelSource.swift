@@ -71,23 +71,22 @@ public final class ConsoleModelSource: Sendable {
         let health = self.health
         let continuation = dirtyContinuation
         let mark: @Sendable () -> Void = { continuation.yield() }
-        func log(_ resource: String) -> Logger { health.logger(for: resource, base: logger, changed: mark) }
-        pairs = Informer(client: client, namespace: namespace, firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("timestenclassics"))
-        pods = Informer(client: client, namespace: namespace, labelSelector: Self.pairLabel,
-                        firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("pods"))
-        nodes = Informer(client: client, firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("nodes"))
-        claims = Informer(client: client, namespace: namespace, labelSelector: Self.pairLabel,
-                          firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("persistentvolumeclaims"))
-        events = Informer(client: client, namespace: namespace, fieldSelector: "involvedObject.kind=\(TimesTenClassic.resourceType.kind)",
-                          firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("events"))
-        lease = Informer(client: client, namespace: configuration.leaseNamespace, fieldSelector: "metadata.name=\(configuration.leaseName)",
-                         firstWatchTimeoutSeconds: Self.warmUpWatchSeconds, logger: log("leases"))
-        pairs.addHandler { _ in mark() }
-        pods.addHandler { _ in mark() }
-        nodes.addHandler { _ in mark() }
-        claims.addHandler { _ in mark() }
-        events.addHandler { _ in mark() }
-        lease.addHandler { _ in mark() }
+        // Each informer reports its failures to `health` under its resource's plural, starts with
+        // a short watch, and marks the model dirty on any change.
+        func informer<T: KubeObject>(namespace: String?, labelSelector: String? = nil, fieldSelector: String? = nil) -> Informer<T> {
+            let informer = Informer<T>(
+                client: client, namespace: namespace, labelSelector: labelSelector, fieldSelector: fieldSelector,
+                firstWatchTimeoutSeconds: Self.warmUpWatchSeconds,
+                logger: health.logger(for: T.resourceType.plural, base: logger, changed: mark))
+            informer.addHandler { _ in mark() }
+            return informer
+        }
+        pairs = informer(namespace: namespace)
+        pods = informer(namespace: namespace, labelSelector: Self.pairLabel)
+        nodes = informer(namespace: nil)
+        claims = informer(namespace: namespace, labelSelector: Self.pairLabel)
+        events = informer(namespace: namespace, fieldSelector: "involvedObject.kind=\(TimesTenClassic.resourceType.kind)")
+        lease = informer(namespace: configuration.leaseNamespace, fieldSelector: "metadata.name=\(configuration.leaseName)")
     }
 
     /// Whether this console runs the engine now (it won the Lease, or lost it).
